@@ -1,0 +1,153 @@
+// The host<->guest ABI of vmfork: guest-physical layout, the boot-info page the VMM writes
+// before the first instruction, and the shared channel page both sides use during a job.
+// Included by the VMM (hosted C++20) and by the guest kernel (freestanding C++20): plain
+// integer fields only, every offset pinned by static_assert. docs/guest-abi.md explains it.
+//
+// Thread-safety: the guest has one vCPU, and the VMM touches these pages only while that vCPU
+// is stopped in an exit, so no field needs atomics. Every value the guest writes is untrusted
+// by the VMM and bounds-checked there before use.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace vmfork::abi {
+
+// ---- Versioning ---------------------------------------------------------------------------
+inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
+inline constexpr uint32_t kAbiMajor = 1;
+inline constexpr uint32_t kAbiMinor = 0;
+
+// ---- Guest-physical layout (bytes) --------------------------------------------------------
+// 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
+inline constexpr uint64_t kBootInfoGpa = 0x1000;    // BootInfo, written by the VMM
+inline constexpr uint64_t kChannelGpa = 0x2000;     // Channel, shared during the job
+inline constexpr uint64_t kSyscallCountGpa = 0x3000;  // uint32_t[kSyscallCountSlots], guest-written
+inline constexpr uint64_t kGdtGpa = 0x4000;         // GDT, written by the VMM
+inline constexpr uint64_t kTssGpa = 0x5000;         // 64-bit TSS, written by the VMM
+inline constexpr uint64_t kIdtGpa = 0x6000;         // IDT, filled by the guest kernel at boot
+inline constexpr uint64_t kPageTableGpa = 0x10000;  // VMM-built kernel page tables start here
+inline constexpr uint64_t kPageTableEnd = 0x100000;
+inline constexpr uint64_t kKernelGpa = 0x100000;    // guest kernel image (its ELF p_paddr)
+inline constexpr uint64_t kKernelEnd = 0x400000;    // kernel image + bss must end below this
+inline constexpr uint64_t kStdinGpa = 0x400000;     // stdin buffer
+inline constexpr uint64_t kStdinCap = 1u << 20;
+inline constexpr uint64_t kStdoutGpa = 0x500000;    // stdout buffer
+inline constexpr uint64_t kStdoutCap = 1u << 20;
+inline constexpr uint64_t kStderrGpa = 0x600000;    // stderr buffer
+inline constexpr uint64_t kStderrCap = 1u << 20;
+inline constexpr uint64_t kArgsGpa = 0x700000;      // argv/envp/exe-path block (see ArgsBlock)
+inline constexpr uint64_t kArgsCap = 1u << 20;
+inline constexpr uint64_t kProgramGpa = 0x800000;   // the job's ELF file, page-aligned
+inline constexpr uint64_t kMinMemBytes = 16u << 20;
+inline constexpr uint64_t kSyscallCountSlots = 512;  // syscall numbers >= this share the last slot
+
+// ---- Guest-virtual layout -----------------------------------------------------------------
+// All guest-physical memory is mapped at kDirectMapBase + gpa (2 MiB pages). The kernel image is
+// linked at kKernelVirtBase + gpa (-mcmodel=kernel), an alias of the first GiB. The lower half
+// (PML4 entries 0..255) belongs to the job and is built by the guest kernel. Every entry has
+// U=1: in PVM native mode a page without U cannot be touched by the kernel (pvm-host.md).
+inline constexpr uint64_t kDirectMapBase = 0xffff888000000000ull;  // Linux's own
+inline constexpr uint64_t kKernelVirtBase = 0xffffffff80000000ull;
+
+// ---- Segments (GDT written by the VMM at kGdtGpa) ------------------------------------------
+// User selectors are the ones Linux uses, so SYSCALL/IRETQ frames look as a Linux program
+// expects. In PVM native mode the guest kernel itself runs as 0x33/0x2b (pvm-host.md), so IDT
+// gates must name 0x33 there and 0x10 in ordinary x86-64 mode.
+inline constexpr uint16_t kKernelCs = 0x10;
+inline constexpr uint16_t kKernelDs = 0x18;
+inline constexpr uint16_t kUserCs32 = 0x23;
+inline constexpr uint16_t kUserDs = 0x2b;
+inline constexpr uint16_t kUserCs = 0x33;
+inline constexpr uint16_t kTss = 0x40;
+
+// ---- Doorbell ------------------------------------------------------------------------------
+// The guest rings the VMM with a 32-bit OUT of a Request code to kDoorbellPort. Each ring is one
+// VM exit (~25 us on a PVM host), so the guest batches: output is flushed only when a buffer is
+// full, before waiting for stdin, and at exit.
+inline constexpr uint16_t kDoorbellPort = 0x501;
+inline constexpr uint16_t kSerialPort = 0x3f8;  // COM1, 8250 subset, kernel log
+
+enum Request : uint32_t {
+  kReqNone = 0,
+  kReqFlush = 1,      // stdout/stderr buffers hold data; drain them and resume
+  kReqStdin = 2,      // stdin buffer consumed; refill it (or set stdin_eof) and resume
+  kReqExit = 3,       // the job ended: exit_status valid; never resumed
+  kReqFault = 4,      // the job (or the kernel) took an exception: fault_* valid; never resumed
+  kReqSleep = 5,      // sleep until realtime sleep_until_ns, then resume
+  kReqMemLimit = 6,   // guest memory exhausted: job ends with reason memory-limit
+  kReqPanic = 7,      // kernel bug or bad boot info; panic_msg valid; never resumed
+  kReqSignal = 8,     // the job killed itself with signal exit_status (abort, raise)
+};
+
+// BootInfo flags.
+inline constexpr uint64_t kFlagNativePvm = 1u << 0;  // PVM native mode is on (MSR 0x4b564d10 = 1)
+inline constexpr uint64_t kFlagVerbose = 1u << 1;    // kernel logs to the serial console
+
+// ---- BootInfo (VMM -> guest, at kBootInfoGpa, one page) -------------------------------------
+// Every field is little-endian and 8 bytes; an address is guest-physical.
+struct BootInfo {
+  uint64_t magic;              // kBootMagic
+  uint64_t abi_version;        // (kAbiMajor << 32) | kAbiMinor
+  uint64_t flags;              // kFlag*
+  uint64_t mem_bytes;          // size of guest-physical memory (one memslot at GPA 0)
+  uint64_t free_gpa;           // first byte the kernel may allocate (page-aligned)
+  uint64_t program_gpa;        // the job's ELF image
+  uint64_t program_bytes;
+  uint64_t args_gpa;           // ArgsBlock
+  uint64_t args_bytes;
+  uint64_t tsc_khz;            // guest TSC frequency in kHz
+  uint64_t clock_tsc;          // a guest TSC reading ...
+  uint64_t clock_realtime_ns;  // ... and CLOCK_REALTIME (ns since the epoch) at that instant
+  uint64_t entropy[4];         // 32 fresh random bytes from the host, seed of the guest CSPRNG
+  uint64_t stack_bytes;        // job stack size (RLIMIT_STACK)
+  uint64_t reserved[16];
+};
+static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
+static_assert(sizeof(BootInfo) == 264, "BootInfo layout: see docs/guest-abi.md");
+
+// ArgsBlock at args_gpa: uint64_t argc, envc; then argc + envc + 1 NUL-terminated strings packed
+// back to back: argv[0..argc), envp[0..envc), and the executable path (for /proc/self/exe).
+struct ArgsHeader {
+  uint64_t argc;
+  uint64_t envc;
+};
+
+// ---- Channel (shared, at kChannelGpa, one page) ---------------------------------------------
+struct Channel {
+  uint32_t request;            // Request, also the OUT value
+  uint32_t reserved0;
+  // Output: the guest appends; the VMM drains on every exit and sets the length back to 0.
+  uint64_t stdout_len;         // bytes valid at kStdoutGpa
+  uint64_t stderr_len;         // bytes valid at kStderrGpa
+  // Input: the VMM fills the buffer from offset 0 and sets stdin_len; the guest keeps
+  // stdin_pos (bytes consumed) and rings kReqStdin when stdin_pos == stdin_len.
+  uint64_t stdin_len;
+  uint64_t stdin_pos;
+  uint64_t stdin_eof;          // 1: no more input after stdin_len
+  // End of job.
+  uint64_t exit_status;        // exit_group status (0..255), or the signal for kReqSignal
+  uint64_t fault_vector;       // x86 exception vector
+  uint64_t fault_error;        // exception error code (0 if none)
+  uint64_t fault_rip;
+  uint64_t fault_addr;         // CR2 for #PF
+  uint64_t fault_rsp;
+  uint64_t fault_user;         // 1 if the fault was taken in the job, 0 in the kernel
+  uint64_t sleep_until_ns;     // kReqSleep: CLOCK_REALTIME deadline
+  // Guest TSC timestamps of the phases (0 = not reached).
+  uint64_t tsc_kernel_entry;   // first kernel instruction in C++
+  uint64_t tsc_ready;          // kernel initialized, before loading the job's ELF
+  uint64_t tsc_user_entry;     // just before the first user instruction
+  uint64_t tsc_exit;           // exit_group (or fault) seen
+  // Counters.
+  uint64_t syscalls;           // total syscalls made by the job
+  uint64_t unknown_syscalls;   // of which answered -ENOSYS
+  uint64_t pages_peak;         // peak guest pages allocated by the kernel for the job
+  char panic_msg[256];         // kReqPanic / fault description, NUL-terminated
+};
+static_assert(offsetof(Channel, stdout_len) == 8, "Channel layout: see docs/guest-abi.md");
+static_assert(offsetof(Channel, tsc_kernel_entry) == 112, "Channel layout: see docs/guest-abi.md");
+static_assert(offsetof(Channel, panic_msg) == 168, "Channel layout: see docs/guest-abi.md");
+static_assert(sizeof(Channel) <= 4096, "Channel must fit its page");
+
+}  // namespace vmfork::abi

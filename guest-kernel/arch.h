@@ -1,0 +1,76 @@
+// x86-64 instructions the guest kernel needs, as inline functions. Freestanding; single vCPU.
+#pragma once
+
+#include <stdint.h>
+
+extern "C" uint64_t priv_trap(uint64_t op, uint64_t a, uint64_t b);
+
+namespace k::arch {
+
+/// Privileged operations that priv_trap can request (see entry.S).
+enum PrivOp : uint64_t { kOpOut32 = 1, kOpWrmsr = 2, kOpReloadCr3 = 3, kOpInvlpg = 4 };
+
+/// True in PVM native mode, where the kernel always has supervisor rights.
+extern bool g_native;
+
+/// True when privileged instructions may run directly: native mode, or CPL 0 (boot, traps,
+/// hardware KVM). False in the syscall path of PVM emulated mode, which runs at CPL 3.
+inline bool direct() {
+  if (g_native) return true;
+  uint16_t cs;
+  asm volatile("mov %%cs, %0" : "=r"(cs));
+  return (cs & 3) == 0;
+}
+
+inline uint64_t rdtsc() {
+  uint32_t lo, hi;
+  asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return (uint64_t(hi) << 32) | lo;
+}
+inline void wrmsr_direct(uint32_t msr, uint64_t v) {
+  asm volatile("wrmsr" ::"c"(msr), "a"(uint32_t(v)), "d"(uint32_t(v >> 32)) : "memory");
+}
+inline void wrmsr(uint32_t msr, uint64_t v) {
+  if (direct()) wrmsr_direct(msr, v);
+  else priv_trap(kOpWrmsr, msr, v);
+}
+inline uint64_t read_cr2() {
+  uint64_t v;
+  asm volatile("mov %%cr2, %0" : "=r"(v));
+  return v;
+}
+inline void invlpg_direct(uint64_t va) { asm volatile("invlpg (%0)" ::"r"(va) : "memory"); }
+inline void invlpg(uint64_t va) {
+  if (direct()) invlpg_direct(va);
+  else priv_trap(kOpInvlpg, va, 0);
+}
+inline void reload_cr3_direct() {
+  uint64_t cr3;
+  asm volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3)::"memory");
+}
+/// Flushes the whole TLB (non-global entries) by reloading CR3.
+inline void reload_cr3() {
+  if (direct()) reload_cr3_direct();
+  else priv_trap(kOpReloadCr3, 0, 0);
+}
+inline void out8(uint16_t port, uint8_t v) {
+  if (direct()) asm volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+inline void out32_direct(uint16_t port, uint32_t v) {
+  asm volatile("outl %0, %1" ::"a"(v), "Nd"(port) : "memory");
+}
+inline void out32(uint16_t port, uint32_t v) {
+  if (direct()) out32_direct(port, v);
+  else priv_trap(kOpOut32, port, v);
+}
+inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
+  asm volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+inline void pause() { asm volatile("pause"); }
+
+inline constexpr uint32_t kMsrFsBase = 0xc0000100;
+inline constexpr uint32_t kMsrStar = 0xc0000081;
+inline constexpr uint32_t kMsrLstar = 0xc0000082;
+inline constexpr uint32_t kMsrSfmask = 0xc0000084;
+
+}  // namespace k::arch

@@ -1,0 +1,150 @@
+// Guest kernel entry (kmain), the doorbell to the VMM, logging, traps and the end of a job.
+// Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, page allocator ->
+// load the job's ELF -> IRETQ to it. Single vCPU, no interrupts: nothing here is re-entered.
+#include "arch.h"
+#include "clock.h"
+#include "files.h"
+#include "kernel.h"
+#include "loader.h"
+#include "pmm.h"
+#include "random.h"
+
+extern "C" char trap_stubs[];
+extern "C" void syscall_entry();
+extern "C" char priv_stack_top[];
+extern "C" char priv_trap_insn[];
+extern "C" [[noreturn]] void enter_user(uint64_t rip, uint64_t rsp);
+
+namespace k {
+
+bool arch::g_native;
+BootInfo* boot;
+Channel* chan;
+bool verbose;
+
+void ring(Request r) {
+  chan->request = r;
+  arch::out32(kDoorbellPort, r);
+}
+
+void log(const char* s) {
+  if (!verbose) return;
+  for (; *s; s++) arch::out8(kSerialPort, uint8_t(*s));
+}
+
+void log_hex(const char* label, uint64_t v) {
+  if (!verbose) return;
+  char buf[20] = "0x";
+  for (int i = 0; i < 16; i++) buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
+  buf[18] = '\n';
+  buf[19] = 0;
+  log(label);
+  log(buf);
+}
+
+static void set_message(const char* msg) {
+  size_t n = strlen(msg);
+  if (n >= sizeof chan->panic_msg) n = sizeof chan->panic_msg - 1;
+  memcpy(chan->panic_msg, msg, n);
+  chan->panic_msg[n] = 0;
+}
+
+[[noreturn]] static void stop(Request r) {
+  chan->tsc_exit = arch::rdtsc();
+  for (;;) ring(r);  // the VMM never resumes a finished job; loop in case a hostile one does
+}
+
+void panic(const char* msg) {
+  log("vmfork kernel panic: ");
+  log(msg);
+  log("\n");
+  set_message(msg);
+  stop(kReqPanic);
+}
+
+void end_job(Request req, uint64_t status) {
+  chan->exit_status = status;
+  stop(req);
+}
+
+// ---- Traps --------------------------------------------------------------------------------
+// IDT gate (Intel SDM vol. 3A, 6.14.1): 16 bytes, interrupt gate type 0xE, present.
+static void setup_idt() {
+  auto* idt = phys<uint64_t>(kIdtGpa);
+  // PVM native mode delivers through the gate only if its selector is the user-visible 0x33.
+  uint64_t sel = arch::g_native ? kUserCs : kKernelCs;
+  for (uint64_t vec = 0; vec < 256; vec++) {
+    uint64_t h = reinterpret_cast<uint64_t>(trap_stubs) + vec * 16;
+    idt[vec * 2] = (h & 0xffff) | (sel << 16) | (0x8eull << 40) | ((h >> 16) & 0xffff) << 48;
+    idt[vec * 2 + 1] = h >> 32;
+  }
+}
+
+extern "C" [[noreturn]] void trap_handler(TrapFrame* f) {
+  chan->fault_vector = f->vector;
+  chan->fault_error = f->error;
+  chan->fault_rip = f->rip;
+  chan->fault_rsp = f->rsp;
+  chan->fault_addr = f->vector == 14 ? arch::read_cr2() : 0;
+  // In PVM native mode the kernel also runs with CS 0x33, so tell the job by its address.
+  chan->fault_user = f->rip < 0x800000000000ull;
+  set_message(chan->fault_user ? "exception in the job" : "exception in the guest kernel");
+  stop(kReqFault);
+}
+
+// #UD: a priv_trap request from the CPL-3 syscall path of PVM emulated mode, or a real #UD.
+extern "C" void ud_handler(PrivFrame* f) {
+  if (f->trap.rip != reinterpret_cast<uint64_t>(priv_trap_insn)) trap_handler(&f->trap);
+  switch (f->rdi) {
+    case arch::kOpOut32: arch::out32_direct(uint16_t(f->rsi), uint32_t(f->rdx)); break;
+    case arch::kOpWrmsr: arch::wrmsr_direct(uint32_t(f->rsi), f->rdx); break;
+    case arch::kOpReloadCr3: arch::reload_cr3_direct(); break;
+    case arch::kOpInvlpg: arch::invlpg_direct(f->rsi); break;
+    default: trap_handler(&f->trap);
+  }
+  f->trap.rip += 2;  // past the ud2
+}
+
+// ---- Boot ---------------------------------------------------------------------------------
+static void check_boot_info() {
+  if (boot->magic != kBootMagic) panic("bad BootInfo magic");
+  if ((boot->abi_version >> 32) != kAbiMajor) panic("unsupported BootInfo major version");
+  uint64_t mem = boot->mem_bytes;
+  if (mem < kMinMemBytes || boot->free_gpa >= mem || boot->free_gpa < kProgramGpa)
+    panic("BootInfo memory layout out of range");
+  if (boot->program_gpa != kProgramGpa || boot->program_bytes > boot->free_gpa - kProgramGpa)
+    panic("BootInfo program image out of range");
+  if (boot->args_gpa != kArgsGpa || boot->args_bytes > kArgsCap)
+    panic("BootInfo args block out of range");
+}
+
+extern "C" [[noreturn]] void kmain() {
+  boot = phys<BootInfo>(kBootInfoGpa);
+  chan = phys<Channel>(kChannelGpa);
+  chan->tsc_kernel_entry = arch::rdtsc();
+  verbose = boot->flags & kFlagVerbose;
+  arch::g_native = boot->flags & kFlagNativePvm;
+  log(arch::g_native ? "vmfork kernel: PVM native mode\n" : "vmfork kernel: x86-64 mode\n");
+  check_boot_info();
+  setup_idt();
+  // TSS.RSP0 (offset 4): the stack an ordinary-mode trap from CPL 3 switches to. Not the
+  // syscall stack: in PVM emulated mode a priv_trap arrives while that one is in use.
+  uint64_t rsp0 = reinterpret_cast<uint64_t>(priv_stack_top);
+  memcpy(phys(kTssGpa + 4), &rsp0, 8);
+  // SYSCALL: kernel CS/SS from STAR[47:32], user from STAR[63:48] (+16 for CS, +8 for SS).
+  arch::wrmsr(arch::kMsrStar, (uint64_t(kUserCs32 - 3) << 48) | (uint64_t(kKernelCs) << 32));
+  arch::wrmsr(arch::kMsrLstar, reinterpret_cast<uint64_t>(&syscall_entry));
+  arch::wrmsr(arch::kMsrSfmask, 0x44700);  // clear TF, DF, IF, NT, AC; keep IOPL (see entry.S)
+  clock::init();
+  random::seed(boot->entropy);
+  pmm::init(boot->free_gpa, boot->mem_bytes);
+  files::init();
+  chan->tsc_ready = arch::rdtsc();
+  uint64_t entry = 0, sp = 0;
+  loader::load(&entry, &sp);
+  log_hex("vmfork kernel: entering job at ", entry);
+  chan->tsc_user_entry = arch::rdtsc();
+  enter_user(entry, sp);
+}
+
+}  // namespace k

@@ -1,0 +1,247 @@
+// The job's address space (see mm.h).
+#include "mm.h"
+
+#include "arch.h"
+#include "linux_abi.h"
+#include "kernel.h"
+#include "pmm.h"
+
+namespace k::mm {
+namespace {
+
+constexpr uint64_t kP = 1, kW = 2, kU = 4;
+constexpr uint64_t kBacked = 1ull << 9;  // software bit: page owned, currently PROT_NONE
+constexpr uint64_t kImage = 1ull << 10;  // software bit: page belongs to the program image
+constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
+
+struct Vma {
+  uint64_t start, end;
+  uint32_t prot;
+};
+constexpr int kMaxVmas = 2048;
+Vma g_vmas[kMaxVmas];
+int g_nvmas;
+Vma g_tmp[kMaxVmas];
+
+uint64_t* table(uint64_t entry) { return phys<uint64_t>(entry & kAddrMask); }
+
+// Pointer to the level-1 PTE for va, creating tables if `create`; nullptr if absent/no memory.
+uint64_t* pte_for(uint64_t va, bool create) {
+  uint64_t* t = phys<uint64_t>(kPageTableGpa);
+  for (int shift = 39; shift > 12; shift -= 9) {
+    uint64_t& e = t[(va >> shift) & 511];
+    if (!(e & kP)) {
+      if (!create) return nullptr;
+      uint64_t pa = pmm::alloc();
+      if (!pa) return nullptr;
+      e = pa | kP | kW | kU;
+    }
+    t = table(e);
+  }
+  return &t[(va >> 12) & 511];
+}
+
+uint64_t pte_flags(uint32_t prot) {
+  if (!prot) return 0;
+  return kP | kU | ((prot & kWrite) ? kW : 0);
+}
+
+// Sets [start, end) to `prot` in the VMA list (remove = drop it). Keeps the list sorted.
+void vma_set(uint64_t start, uint64_t end, uint32_t prot, bool remove) {
+  int n = 0;
+  bool inserted = remove;
+  for (int i = 0; i < g_nvmas; i++) {
+    Vma v = g_vmas[i];
+    if (!inserted && v.start >= start) {
+      g_tmp[n++] = {start, end, prot};
+      inserted = true;
+    }
+    if (v.end <= start || v.start >= end) {
+      g_tmp[n++] = v;
+      continue;
+    }
+    if (v.start < start) g_tmp[n++] = {v.start, start, v.prot};
+    if (v.end > end) {
+      if (!inserted) {
+        g_tmp[n++] = {start, end, prot};
+        inserted = true;
+      }
+      g_tmp[n++] = {end, v.end, v.prot};
+    }
+    if (n >= kMaxVmas - 3) panic("too many memory mappings");
+  }
+  if (!inserted) g_tmp[n++] = {start, end, prot};
+  // Merge neighbours with equal protection.
+  g_nvmas = 0;
+  for (int i = 0; i < n; i++) {
+    if (g_nvmas && g_vmas[g_nvmas - 1].end == g_tmp[i].start &&
+        g_vmas[g_nvmas - 1].prot == g_tmp[i].prot) {
+      g_vmas[g_nvmas - 1].end = g_tmp[i].end;
+    } else {
+      g_vmas[g_nvmas++] = g_tmp[i];
+    }
+  }
+}
+
+// Index of the VMA containing va, or -1.
+int vma_find(uint64_t va) {
+  int lo = 0, hi = g_nvmas - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    if (va < g_vmas[mid].start) hi = mid - 1;
+    else if (va >= g_vmas[mid].end) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+// Large unmaps flush the whole TLB once instead of one (trapped) INVLPG per page.
+constexpr uint64_t kInvlpgMaxPages = 16;
+void flush_range(uint64_t va, uint64_t pages) {
+  if (pages > kInvlpgMaxPages) {
+    arch::reload_cr3();
+    return;
+  }
+  for (uint64_t i = 0; i < pages; i++) arch::invlpg(va + i * kPage);
+}
+
+bool range_ok(uint64_t va, uint64_t len) {
+  return len && (va & (kPage - 1)) == 0 && va >= kUserMin && va <= kUserMax && len <= kUserMax - va;
+}
+
+}  // namespace
+
+int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
+  if (!range_ok(va, len)) return -EINVAL;
+  len = page_up(len);
+  if (!prot) {  // a reservation: no pages until mprotect makes it accessible
+    vma_set(va, va + len, 0, false);
+    return 0;
+  }
+  for (uint64_t off = 0; off < len; off += kPage) {
+    uint64_t* pte = pte_for(va + off, true);
+    uint64_t pa = pte ? pmm::alloc() : 0;
+    if (!pa) {
+      unmap(va, off);
+      return -ENOMEM;
+    }
+    *pte = pa | pte_flags(prot);
+  }
+  vma_set(va, va + len, prot, false);
+  return 0;
+}
+
+bool map_page(uint64_t va, uint64_t pa, uint32_t prot, bool owned) {
+  uint64_t* pte = pte_for(va, true);
+  if (!pte) return false;
+  if (*pte & kP) {
+    *pte |= pte_flags(prot);
+    return true;
+  }
+  *pte = pa | pte_flags(prot) | (owned ? 0 : kImage);
+  return true;
+}
+
+void note_vma(uint64_t va, uint64_t len, uint32_t prot) { vma_set(va, va + len, prot, false); }
+
+void unmap(uint64_t va, uint64_t len) {
+  if (!len) return;
+  len = page_up(len);
+  uint64_t end = va + len, flushed = 0;
+  for (uint64_t a = va; a < end;) {
+    uint64_t* pte = pte_for(a, false);
+    if (!pte) {  // no page table here: skip to the next 2 MiB boundary
+      a = (a | ((1ull << 21) - 1)) + 1;
+      continue;
+    }
+    uint64_t e = *pte;
+    if (e & (kP | kBacked)) {
+      if (!(e & kImage)) pmm::free(e & kAddrMask);
+      *pte = 0;
+      flushed++;
+    }
+    a += kPage;
+  }
+  if (flushed) flush_range(va, len / kPage);
+  vma_set(va, end, 0, true);
+}
+
+int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
+  if (!range_ok(va, len)) return -EINVAL;
+  len = page_up(len);
+  for (uint64_t a = va; a < va + len; a += kPage) {
+    if (vma_find(a) < 0) return -ENOMEM;
+    uint64_t* pte = pte_for(a, true);
+    if (!pte) end_job(kReqMemLimit, 0);
+    uint64_t e = *pte, pa = e & kAddrMask;
+    if (!(e & (kP | kBacked))) {  // never backed (mapped PROT_NONE): back it now
+      if (!prot) continue;
+      pa = pmm::alloc();
+      if (!pa) end_job(kReqMemLimit, 0);
+      e = 0;
+    }
+    *pte = pa | (e & kImage) | (prot ? pte_flags(prot) : kBacked);
+  }
+  flush_range(va, len / kPage);
+  vma_set(va, va + len, prot, false);
+  return 0;
+}
+
+void move(uint64_t from, uint64_t to, uint64_t len) {
+  int i = vma_find(from);
+  uint32_t prot = i >= 0 ? g_vmas[i].prot : kRead | kWrite;
+  for (uint64_t off = 0; off < len; off += kPage) {
+    uint64_t* src = pte_for(from + off, false);
+    if (!src || !*src) continue;
+    uint64_t e = *src;
+    *src = 0;
+    uint64_t* dst = pte_for(to + off, true);
+    if (!dst) end_job(kReqMemLimit, 0);
+    *dst = e;
+  }
+  flush_range(from, len / kPage);
+  vma_set(from, from + len, 0, true);
+  vma_set(to, to + len, prot, false);
+}
+
+uint64_t find_free(uint64_t len) {
+  uint64_t top = kMmapTop;
+  for (int i = g_nvmas - 1; i >= 0; i--) {
+    const Vma& v = g_vmas[i];
+    if (v.start >= top) continue;
+    if (v.end <= top && top - v.end >= len) return top - len;
+    top = v.start < top ? v.start : top;
+  }
+  return top >= kUserMin + len ? top - len : 0;
+}
+
+bool is_free(uint64_t va, uint64_t len) {
+  for (int i = 0; i < g_nvmas; i++)
+    if (g_vmas[i].start < va + len && g_vmas[i].end > va) return false;
+  return true;
+}
+
+bool user_ok(uint64_t va, uint64_t len, bool write) {
+  if (va + len < va || va + len > kUserMax + kPage) return false;
+  uint64_t end = va + len;
+  while (true) {
+    int i = vma_find(va);
+    if (i < 0) return false;
+    uint32_t p = g_vmas[i].prot;
+    if (!(p & kRead) || (write && !(p & kWrite))) return false;
+    if (g_vmas[i].end >= end) return true;
+    va = g_vmas[i].end;
+  }
+}
+
+int64_t prot_at(uint64_t va) {
+  int i = vma_find(va);
+  return i < 0 ? -1 : g_vmas[i].prot;
+}
+
+uint64_t translate(uint64_t va) {
+  uint64_t* pte = pte_for(va, false);
+  return pte && (*pte & kP) ? (*pte & kAddrMask) : 0;
+}
+
+}  // namespace k::mm

@@ -1,0 +1,93 @@
+// Thin wrappers over /dev/kvm (Documentation/virt/kvm/api.rst): the system handle, a VM with one
+// memslot, and its vCPUs. Errors are values naming the failing ioctl. Thread-safety: a Kvm is
+// immutable after open() and shareable; a Vm and its Vcpus belong to one thread at a time.
+#pragma once
+
+#include "vmm/kvm_uapi.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "common/fd.h"
+
+namespace vmfork::vmm {
+
+/// The /dev/kvm system handle and what it reports once (supported CPUID, vCPU mmap size).
+class Kvm {
+ public:
+  /// Opens /dev/kvm (O_RDWR | O_CLOEXEC) and checks KVM_GET_API_VERSION == 12.
+  static Result<std::shared_ptr<const Kvm>> open();
+
+  int fd() const { return fd_.get(); }
+  /// Bytes to mmap from a vCPU fd for its struct kvm_run (KVM_GET_VCPU_MMAP_SIZE).
+  size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  /// KVM_GET_SUPPORTED_CPUID, as given to every vCPU with KVM_SET_CPUID2.
+  const std::vector<kvm_cpuid_entry2>& supported_cpuid() const { return cpuid_; }
+  /// KVM_CHECK_EXTENSION on the system fd.
+  int check_extension(long cap) const;
+
+ private:
+  Fd fd_;
+  size_t vcpu_mmap_size_ = 0;
+  std::vector<kvm_cpuid_entry2> cpuid_;
+};
+
+/// One entry of KVM_GET/SET_MSRS.
+struct MsrValue {
+  uint32_t index;
+  uint64_t value;
+};
+
+/// A vCPU: its fd and the shared struct kvm_run mapping.
+class Vcpu {
+ public:
+  Vcpu(Fd fd, kvm_run* run, size_t run_size) : fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  int fd() const { return fd_.get(); }
+  kvm_run* run_struct() { return run_; }
+
+  /// KVM_RUN. Returns true when the vCPU exited (see run_struct()->exit_reason), false when it
+  /// was interrupted by a signal (EINTR); an error for any other failure.
+  Result<bool> run();
+
+  Status get_regs(kvm_regs* r) const;
+  Status set_regs(const kvm_regs& r);
+  Status get_sregs(kvm_sregs* s) const;
+  Status set_sregs(const kvm_sregs& s);
+  Status set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  /// KVM_SET_MSRS; fails unless every entry was accepted, naming the first refused MSR.
+  Status set_msrs(const std::vector<MsrValue>& msrs);
+  /// KVM_GET_MSRS of one MSR; an error if the host does not have it.
+  Result<uint64_t> get_msr(uint32_t index) const;
+
+ private:
+  Fd fd_;
+  kvm_run* run_;
+  size_t run_size_;
+};
+
+/// A VM: KVM_CREATE_VM plus memslots and vCPUs.
+class Vm {
+ public:
+  /// KVM_CREATE_VM.
+  static Result<std::unique_ptr<Vm>> create(std::shared_ptr<const Kvm> kvm);
+
+  int fd() const { return fd_.get(); }
+  const Kvm& kvm() const { return *kvm_; }
+  /// KVM_SET_USER_MEMORY_REGION: maps [host, host+bytes) at guest-physical `gpa` as `slot`.
+  Status set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes);
+  /// KVM_CREATE_VCPU, mmap of its kvm_run, KVM_SET_CPUID2 with the supported CPUID.
+  Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
+
+ private:
+  Vm(std::shared_ptr<const Kvm> kvm, Fd fd) : kvm_(std::move(kvm)), fd_(std::move(fd)) {}
+  std::shared_ptr<const Kvm> kvm_;
+  Fd fd_;
+};
+
+}  // namespace vmfork::vmm

@@ -1,0 +1,107 @@
+// VM, run loop and exit switch (see machine.h).
+#include "vmm/machine.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "guest-kernel/abi/vmfork_abi.h"
+#include "vmm/run_deadline.h"
+
+namespace vmfork::vmm {
+
+namespace abi = vmfork::abi;
+
+Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm, uint64_t mem_bytes) {
+  VF_ASSIGN(GuestMemory mem, GuestMemory::create_anonymous(mem_bytes));
+  VF_ASSIGN(auto vm, Vm::create(std::move(kvm)));
+  VF_TRY(vm->set_memslot(0, 0, mem.host(), mem.size()));
+  VF_ASSIGN(auto vcpu, vm->create_vcpu(0));
+  return std::unique_ptr<Machine>(new Machine(std::move(mem), std::move(vm), std::move(vcpu)));
+}
+
+static std::string hex(uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline) {
+  kvm_run* run = vcpu_->run_struct();
+  VF_ASSIGN(auto timer, RunDeadline::arm(run, deadline));
+  StopInfo stop{StopInfo::kGuestError};
+  const size_t run_size = vm_->kvm().vcpu_mmap_size();
+  for (;;) {
+    VF_ASSIGN(bool exited, vcpu_->run());
+    if (!exited || run->exit_reason == KVM_EXIT_INTR) {
+      if (Clock::now() >= deadline) {
+        stop.kind = StopInfo::kTimeout;
+        return stop;
+      }
+      run->immediate_exit = 0;  // a stray signal: keep going
+      continue;
+    }
+    stop.exits++;
+    switch (run->exit_reason) {
+      case KVM_EXIT_IO: {
+        auto& io = run->io;
+        // data_offset and size come from KVM, but check them before touching the page.
+        uint64_t bytes = uint64_t(io.size) * io.count;
+        if (io.data_offset > run_size || bytes > run_size - io.data_offset) {
+          stop.detail = "KVM_EXIT_IO with out-of-range data";
+          return stop;
+        }
+        uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
+        if (io.port == abi::kDoorbellPort && io.direction == KVM_EXIT_IO_OUT && io.size == 4 && io.count == 1) {
+          uint32_t value;
+          std::memcpy(&value, data, 4);
+          auto action = channel.on_doorbell(value, deadline);
+          if (!action.ok()) {
+            stop.detail = action.error().what;
+            return stop;
+          }
+          switch (*action) {
+            case ChannelDevice::Action::kResume: break;
+            case ChannelDevice::Action::kJobEnded:
+              stop.kind = StopInfo::kJobEnded;
+              stop.request = value;
+              return stop;
+            case ChannelDevice::Action::kOutputLimit:
+              stop.kind = StopInfo::kOutputLimit;
+              return stop;
+            case ChannelDevice::Action::kTimeout:
+              stop.kind = StopInfo::kTimeout;
+              return stop;
+          }
+        } else if (Serial::handles(io.port) && io.size == 1) {
+          for (uint32_t i = 0; i < io.count; i++) {
+            if (io.direction == KVM_EXIT_IO_OUT) serial_.out(io.port, data[i]);
+            else data[i] = serial_.in(io.port);
+          }
+        } else if (io.direction == KVM_EXIT_IO_IN) {
+          std::memset(data, 0xff, bytes);  // no device: the bus floats high
+        }
+        break;
+      }
+      case KVM_EXIT_HLT:
+        stop.detail = "guest executed HLT";
+        return stop;
+      case KVM_EXIT_SHUTDOWN:
+        stop.detail = "triple fault (KVM_EXIT_SHUTDOWN)";
+        return stop;
+      case KVM_EXIT_MMIO:
+        stop.detail = "access to unmapped guest-physical address " + hex(run->mmio.phys_addr);
+        return stop;
+      case KVM_EXIT_FAIL_ENTRY:
+        stop.detail = "KVM_EXIT_FAIL_ENTRY, hardware reason " + hex(run->fail_entry.hardware_entry_failure_reason);
+        return stop;
+      case KVM_EXIT_INTERNAL_ERROR:
+        stop.detail = "KVM_EXIT_INTERNAL_ERROR, suberror " + std::to_string(run->internal.suberror);
+        return stop;
+      default:
+        stop.detail = "unexpected KVM exit " + std::to_string(run->exit_reason);
+        return stop;
+    }
+  }
+}
+
+}  // namespace vmfork::vmm

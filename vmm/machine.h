@@ -1,0 +1,54 @@
+// A one-vCPU VM with its guest memory and devices, and the run loop with the KVM exit switch.
+// The guest is untrusted: every exit it causes either resumes it or ends the run with a reason;
+// none can crash the host process. Thread-safety: one thread drives a Machine at a time.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "vmm/devices/channel.h"
+#include "vmm/devices/serial.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+
+namespace vmfork::vmm {
+
+/// Why Machine::run returned.
+struct StopInfo {
+  enum Kind {
+    kJobEnded,     // the guest rang an end-of-job doorbell; request() tells which
+    kTimeout,      // the deadline passed
+    kOutputLimit,  // the job exceeded max_output
+    kGuestError,   // a VM exit the guest should never cause (triple fault, HLT, MMIO, ...)
+  } kind;
+  uint32_t request = 0;   // kJobEnded: the abi::Request
+  std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
+  uint64_t exits = 0;     // VM exits taken during this run
+};
+
+class Machine {
+ public:
+  /// Creates the VM, a memslot of `mem_bytes` anonymous memory at GPA 0 and vCPU 0.
+  static Result<std::unique_ptr<Machine>> create(std::shared_ptr<const Kvm> kvm, uint64_t mem_bytes);
+
+  GuestMemory& memory() { return mem_; }
+  Vcpu& vcpu() { return *vcpu_; }
+  Serial& serial() { return serial_; }
+
+  /// Runs the vCPU until the job ends, the deadline passes, or the guest misbehaves.
+  /// Errors: a KVM ioctl failed (a host problem, not the guest's).
+  Result<StopInfo> run(ChannelDevice& channel, Clock::time_point deadline);
+
+ private:
+  Machine(GuestMemory mem, std::unique_ptr<Vm> vm, std::unique_ptr<Vcpu> vcpu)
+      : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
+
+  GuestMemory mem_;  // declared first: destroyed after the VM that maps it
+  std::unique_ptr<Vm> vm_;
+  std::unique_ptr<Vcpu> vcpu_;
+  Serial serial_;
+};
+
+}  // namespace vmfork::vmm

@@ -1,0 +1,31 @@
+// Interrupts a vCPU thread's KVM_RUN at a deadline: a POSIX timer sends a signal to that thread
+// (SIGEV_THREAD_ID), whose handler sets kvm_run.immediate_exit so that a signal landing just
+// before KVM_RUN is not lost (Documentation/virt/kvm/api.rst, KVM_CAP_IMMEDIATE_EXIT).
+// Thread-safety: arm and destroy on the vCPU thread; one armed deadline per thread.
+#pragma once
+
+#include "vmm/kvm_uapi.h"
+#include <time.h>
+
+#include <chrono>
+#include <memory>
+
+#include "common/status.h"
+
+namespace vmfork::vmm {
+
+class RunDeadline {
+ public:
+  /// Arms a one-shot timer for `deadline` on the calling thread, which runs `run`'s vCPU.
+  /// Errors: timer_create / timer_settime / sigaction failed.
+  static Result<std::unique_ptr<RunDeadline>> arm(kvm_run* run, std::chrono::steady_clock::time_point deadline);
+  ~RunDeadline();
+  RunDeadline(const RunDeadline&) = delete;
+  RunDeadline& operator=(const RunDeadline&) = delete;
+
+ private:
+  explicit RunDeadline(timer_t t) : timer_(t) {}
+  timer_t timer_;
+};
+
+}  // namespace vmfork::vmm
