@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -177,7 +178,11 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   // Host-side checks first, so a bad program fails before any VM exists.
   VF_ASSIGN(auto program, read_file(spec.program, mem_bytes / 2));
   VF_TRY(vmm::check_static_program(program, spec.program));
-  VF_ASSIGN(auto args, build_args(spec, spec.program));
+  // /proc/self/exe must be absolute: glibc asserts it (_dl_get_origin).
+  char* real = realpath(spec.program.c_str(), nullptr);
+  std::string exe = real ? real : spec.program;
+  free(real);
+  VF_ASSIGN(auto args, build_args(spec, exe));
 
   // ---- create
   VF_ASSIGN(auto kvm, shared_kvm());

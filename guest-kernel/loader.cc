@@ -113,7 +113,9 @@ void load(uint64_t* entry, uint64_t* sp) {
     if (end > top) top = end;
   }
   if (!top) panic("ELF has no loadable segment");
-  g_brk = page_up(top);
+  // Start the heap on a 2 MiB boundary so that brk growth maps whole 2 MiB pages (one trapped
+  // page-table write each on PVM); Linux randomizes this gap anyway.
+  g_brk = (top + pmm::kHugePage - 1) & ~(pmm::kHugePage - 1);
 
   // Arguments block from the VMM: argc, envc, then NUL-terminated strings.
   const uint8_t* args = phys(boot->args_gpa);

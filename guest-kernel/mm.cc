@@ -9,10 +9,11 @@
 namespace k::mm {
 namespace {
 
-constexpr uint64_t kP = 1, kW = 2, kU = 4;
+constexpr uint64_t kP = 1, kW = 2, kU = 4, kPs = 0x80;
 constexpr uint64_t kBacked = 1ull << 9;  // software bit: page owned, currently PROT_NONE
 constexpr uint64_t kImage = 1ull << 10;  // software bit: page belongs to the program image
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
+constexpr uint64_t kHuge = pmm::kHugePage;
 
 struct Vma {
   uint64_t start, end;
@@ -25,10 +26,10 @@ Vma g_tmp[kMaxVmas];
 
 uint64_t* table(uint64_t entry) { return phys<uint64_t>(entry & kAddrMask); }
 
-// Pointer to the level-1 PTE for va, creating tables if `create`; nullptr if absent/no memory.
-uint64_t* pte_for(uint64_t va, bool create) {
+// Pointer to the page-directory entry (level 2) for va, creating upper tables if `create`.
+uint64_t* pde_for(uint64_t va, bool create) {
   uint64_t* t = phys<uint64_t>(kPageTableGpa);
-  for (int shift = 39; shift > 12; shift -= 9) {
+  for (int shift = 39; shift > 21; shift -= 9) {
     uint64_t& e = t[(va >> shift) & 511];
     if (!(e & kP)) {
       if (!create) return nullptr;
@@ -38,12 +39,62 @@ uint64_t* pte_for(uint64_t va, bool create) {
     }
     t = table(e);
   }
-  return &t[(va >> 12) & 511];
+  return &t[(va >> 21) & 511];
+}
+
+// Replaces a 2 MiB mapping by a page table of 512 4 KiB entries with the same flags. The new
+// table is filled before it is linked: on PVM every write to a live page table traps (~8 us).
+bool split(uint64_t* pde) {
+  uint64_t pt = pmm::alloc();
+  if (!pt) return false;
+  uint64_t e = *pde, base = e & kAddrMask & ~(kHuge - 1), flags = e & (kW | kU | kP | kBacked | kImage);
+  auto* t = phys<uint64_t>(pt);
+  for (uint64_t i = 0; i < 512; i++) t[i] = (base + i * kPage) | flags;
+  *pde = pt | kP | kW | kU;
+  return true;
+}
+
+// Pointer to the leaf entry mapping va: a PTE, or a PDE with PS set (*huge = true). With
+// `create`, missing tables are made; with `split_huge`, a 2 MiB mapping is split first.
+// nullptr if absent (or no memory for tables).
+uint64_t* leaf_for(uint64_t va, bool create, bool split_huge, bool* huge) {
+  *huge = false;
+  uint64_t* pde = pde_for(va, create);
+  if (!pde) return nullptr;
+  if ((*pde & kPs) && (*pde & (kP | kBacked))) {
+    if (!split_huge) {
+      *huge = true;
+      return pde;
+    }
+    if (!split(pde)) return nullptr;
+  }
+  if (!(*pde & kP)) {
+    if (!create) return nullptr;
+    uint64_t pa = pmm::alloc();
+    if (!pa) return nullptr;
+    *pde = pa | kP | kW | kU;
+  }
+  return &table(*pde)[(va >> 12) & 511];
+}
+
+uint64_t* pte_for(uint64_t va, bool create) {
+  bool huge;
+  return leaf_for(va, create, true, &huge);
 }
 
 uint64_t pte_flags(uint32_t prot) {
   if (!prot) return 0;
   return kP | kU | ((prot & kWrite) ? kW : 0);
+}
+
+// Frees the memory behind a leaf entry (owned pages only) and clears it.
+void release(uint64_t* leaf, bool huge) {
+  uint64_t e = *leaf;
+  if ((e & (kP | kBacked)) && !(e & kImage)) {
+    if (huge) pmm::free_huge(e & kAddrMask & ~(kHuge - 1));
+    else pmm::free(e & kAddrMask);
+  }
+  *leaf = 0;
 }
 
 // Sets [start, end) to `prot` in the VMA list (remove = drop it). Keeps the list sorted.
@@ -118,14 +169,28 @@ int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
     vma_set(va, va + len, 0, false);
     return 0;
   }
-  for (uint64_t off = 0; off < len; off += kPage) {
-    uint64_t* pte = pte_for(va + off, true);
+  uint64_t flags = pte_flags(prot);
+  for (uint64_t a = va; a < va + len;) {
+    // Whole, aligned 2 MiB stretches get one 2 MiB page: one PDE write instead of 512 PTEs.
+    if (a % kHuge == 0 && va + len - a >= kHuge) {
+      uint64_t* pde = pde_for(a, true);
+      if (pde && !(*pde & kP)) {
+        uint64_t pa = pmm::alloc_huge();
+        if (pa) {
+          *pde = pa | flags | kPs;
+          a += kHuge;
+          continue;
+        }
+      }
+    }
+    uint64_t* pte = pte_for(a, true);
     uint64_t pa = pte ? pmm::alloc() : 0;
     if (!pa) {
-      unmap(va, off);
+      unmap(va, a - va);
       return -ENOMEM;
     }
-    *pte = pa | pte_flags(prot);
+    *pte = pa | flags;
+    a += kPage;
   }
   vma_set(va, va + len, prot, false);
   return 0;
@@ -147,40 +212,53 @@ void note_vma(uint64_t va, uint64_t len, uint32_t prot) { vma_set(va, va + len, 
 void unmap(uint64_t va, uint64_t len) {
   if (!len) return;
   len = page_up(len);
-  uint64_t end = va + len, flushed = 0;
+  uint64_t end = va + len, cleared = 0;
   for (uint64_t a = va; a < end;) {
-    uint64_t* pte = pte_for(a, false);
-    if (!pte) {  // no page table here: skip to the next 2 MiB boundary
-      a = (a | ((1ull << 21) - 1)) + 1;
+    uint64_t* pde = pde_for(a, false);
+    if (!pde || !(*pde & (kP | kBacked))) {  // nothing mapped here: skip to the next 2 MiB
+      a = (a | (kHuge - 1)) + 1;
       continue;
     }
-    uint64_t e = *pte;
-    if (e & (kP | kBacked)) {
-      if (!(e & kImage)) pmm::free(e & kAddrMask);
-      *pte = 0;
-      flushed++;
+    bool huge = *pde & kPs;
+    if (huge && a % kHuge == 0 && end - a >= kHuge) {
+      release(pde, true);
+      cleared++;
+      a += kHuge;
+      continue;
+    }
+    uint64_t* pte = pte_for(a, false);  // splits a partly unmapped 2 MiB page
+    if (pte && (*pte & (kP | kBacked))) {
+      release(pte, false);
+      cleared++;
     }
     a += kPage;
   }
-  if (flushed) flush_range(va, len / kPage);
+  if (cleared) flush_range(va, len / kPage);
   vma_set(va, end, 0, true);
 }
 
 int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
   if (!range_ok(va, len)) return -EINVAL;
   len = page_up(len);
-  for (uint64_t a = va; a < va + len; a += kPage) {
+  for (uint64_t a = va; a < va + len; a += kPage)
     if (vma_find(a) < 0) return -ENOMEM;
-    uint64_t* pte = pte_for(a, true);
-    if (!pte) end_job(kReqMemLimit, 0);
-    uint64_t e = *pte, pa = e & kAddrMask;
+  for (uint64_t a = va; a < va + len;) {
+    bool huge;
+    bool whole = a % kHuge == 0 && va + len - a >= kHuge;
+    uint64_t* leaf = leaf_for(a, true, !whole, &huge);
+    if (!leaf) end_job(kReqMemLimit, 0);
+    uint64_t e = *leaf, step = huge ? kHuge : kPage;
     if (!(e & (kP | kBacked))) {  // never backed (mapped PROT_NONE): back it now
-      if (!prot) continue;
-      pa = pmm::alloc();
-      if (!pa) end_job(kReqMemLimit, 0);
-      e = 0;
+      if (prot) {
+        uint64_t pa = pmm::alloc();
+        if (!pa) end_job(kReqMemLimit, 0);
+        *leaf = pa | pte_flags(prot);
+      }
+    } else {
+      uint64_t keep = e & (kAddrMask | kImage | (huge ? kPs : 0));
+      *leaf = keep | (prot ? pte_flags(prot) : kBacked);
     }
-    *pte = pa | (e & kImage) | (prot ? pte_flags(prot) : kBacked);
+    a += step;
   }
   flush_range(va, len / kPage);
   vma_set(va, va + len, prot, false);
@@ -190,29 +268,48 @@ int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
 void move(uint64_t from, uint64_t to, uint64_t len) {
   int i = vma_find(from);
   uint32_t prot = i >= 0 ? g_vmas[i].prot : kRead | kWrite;
-  for (uint64_t off = 0; off < len; off += kPage) {
+  for (uint64_t off = 0; off < len;) {
+    uint64_t* pde = pde_for(from + off, false);
+    if (!pde || !(*pde & (kP | kBacked))) {
+      off = ((from + off) | (kHuge - 1)) + 1 - from;
+      continue;
+    }
+    // A 2 MiB page moves whole when both sides are aligned; otherwise page by page.
+    if ((*pde & kPs) && (from + off) % kHuge == 0 && (to + off) % kHuge == 0 && len - off >= kHuge) {
+      uint64_t e = *pde;
+      *pde = 0;
+      uint64_t* dst = pde_for(to + off, true);
+      if (!dst) end_job(kReqMemLimit, 0);
+      *dst = e;
+      off += kHuge;
+      continue;
+    }
     uint64_t* src = pte_for(from + off, false);
-    if (!src || !*src) continue;
-    uint64_t e = *src;
-    *src = 0;
-    uint64_t* dst = pte_for(to + off, true);
-    if (!dst) end_job(kReqMemLimit, 0);
-    *dst = e;
+    if (src && *src) {
+      uint64_t e = *src;
+      *src = 0;
+      uint64_t* dst = pte_for(to + off, true);
+      if (!dst) end_job(kReqMemLimit, 0);
+      *dst = e;
+    }
+    off += kPage;
   }
   flush_range(from, len / kPage);
   vma_set(from, from + len, 0, true);
   vma_set(to, to + len, prot, false);
 }
 
-uint64_t find_free(uint64_t len) {
+uint64_t find_free(uint64_t len, uint64_t align) {
   uint64_t top = kMmapTop;
-  for (int i = g_nvmas - 1; i >= 0; i--) {
-    const Vma& v = g_vmas[i];
-    if (v.start >= top) continue;
-    if (v.end <= top && top - v.end >= len) return top - len;
-    top = v.start < top ? v.start : top;
+  for (int i = g_nvmas; i >= 0; i--) {
+    // The gap between VMA i-1 and `top` (below VMA i).
+    uint64_t floor = i > 0 ? g_vmas[i - 1].end : kUserMin;
+    if (i < g_nvmas && g_vmas[i].start < top) top = g_vmas[i].start;
+    if (top < floor || top - floor < len) continue;
+    uint64_t cand = (top - len) & ~(align - 1);
+    if (cand >= floor) return cand;
   }
-  return top >= kUserMin + len ? top - len : 0;
+  return 0;
 }
 
 bool is_free(uint64_t va, uint64_t len) {
@@ -240,8 +337,11 @@ int64_t prot_at(uint64_t va) {
 }
 
 uint64_t translate(uint64_t va) {
-  uint64_t* pte = pte_for(va, false);
-  return pte && (*pte & kP) ? (*pte & kAddrMask) : 0;
+  bool huge;
+  uint64_t* leaf = leaf_for(va, false, false, &huge);
+  if (!leaf || !(*leaf & kP)) return 0;
+  return huge ? (*leaf & kAddrMask & ~(kHuge - 1)) + (va & (kHuge - 1) & ~(kPage - 1))
+              : (*leaf & kAddrMask);
 }
 
 }  // namespace k::mm

@@ -10,7 +10,7 @@ namespace k::mm {
 
 inline constexpr uint32_t kRead = 1, kWrite = 2, kExec = 4;  // PROT_* values
 inline constexpr uint64_t kUserMin = 0x10000;
-inline constexpr uint64_t kUserMax = 0x7ffffffff000ull;   // top of the job's stack
+inline constexpr uint64_t kUserMax = 0x7fffffe00000ull;   // top of the job's stack (2 MiB-aligned)
 inline constexpr uint64_t kMmapTop = 0x7f0000000000ull;   // mmap searches down from here
 
 /// Maps [va, va+len) (page-aligned) to fresh zero pages with `prot` (no backing if prot == 0).
@@ -28,8 +28,8 @@ void unmap(uint64_t va, uint64_t len);
 int64_t protect(uint64_t va, uint64_t len, uint32_t prot);
 /// Moves the pages of [from, from+len) to [to, to+len) without copying; `to` must be free.
 void move(uint64_t from, uint64_t to, uint64_t len);
-/// Highest free range of `len` bytes below kMmapTop, or 0.
-uint64_t find_free(uint64_t len);
+/// Highest free range of `len` bytes below kMmapTop whose start is a multiple of `align`, or 0.
+uint64_t find_free(uint64_t len, uint64_t align = 4096);
 /// True if no VMA overlaps [va, va+len).
 bool is_free(uint64_t va, uint64_t len);
 /// True if [va, va+len) is mapped in the job with read (and, if `write`, write) access.

@@ -5,15 +5,22 @@
 
 namespace k::pmm {
 namespace {
-uint64_t g_start, g_next, g_end;
-uint64_t g_free_head;  // gpa of the first free page; its first 8 bytes link to the next
+uint64_t g_start, g_next, g_huge_top, g_end;
+uint64_t g_free_head;       // gpa of the first free 4 KiB page; its first 8 bytes link the next
+uint64_t g_free_huge_head;  // same for 2 MiB chunks
 uint64_t g_used;
+
+void account(int64_t pages) {
+  g_used += uint64_t(pages);
+  if (g_used > chan->pages_peak) chan->pages_peak = g_used;
+}
 }  // namespace
 
 void init(uint64_t start, uint64_t end) {
   g_start = g_next = page_up(start);
   g_end = page_down(end);
-  g_free_head = 0;
+  g_huge_top = g_end & ~(kHugePage - 1);
+  g_free_head = g_free_huge_head = 0;
   g_used = 0;
 }
 
@@ -23,14 +30,29 @@ uint64_t alloc() {
     pa = g_free_head;
     g_free_head = *phys<uint64_t>(pa);
     memset(phys(pa), 0, kPage);
-  } else if (g_next < g_end) {
+  } else if (g_next < g_huge_top) {
     pa = g_next;  // never touched since boot: already zero
     g_next += kPage;
   } else {
     return 0;
   }
-  g_used++;
-  if (g_used > chan->pages_peak) chan->pages_peak = g_used;
+  account(1);
+  return pa;
+}
+
+uint64_t alloc_huge() {
+  uint64_t pa;
+  if (g_free_huge_head) {
+    pa = g_free_huge_head;
+    g_free_huge_head = *phys<uint64_t>(pa);
+    memset(phys(pa), 0, kHugePage);
+  } else if (g_huge_top >= g_next + kHugePage) {
+    g_huge_top -= kHugePage;
+    pa = g_huge_top;
+  } else {
+    return 0;
+  }
+  account(512);
   return pa;
 }
 
@@ -39,6 +61,13 @@ void free(uint64_t pa) {
   *phys<uint64_t>(pa) = g_free_head;
   g_free_head = pa;
   g_used--;
+}
+
+void free_huge(uint64_t pa) {
+  if (pa < g_start || pa >= g_end) return;
+  *phys<uint64_t>(pa) = g_free_huge_head;
+  g_free_huge_head = pa;
+  g_used -= 512;
 }
 
 uint64_t used() { return g_used; }

@@ -1,18 +1,26 @@
-// Guest-physical page allocator: a bump pointer over never-used (hence zero) memory plus a free
-// list of recycled pages, which are zeroed when handed out again. Single vCPU: no locking.
+// Guest-physical page allocator. 4 KiB pages come from a bump pointer rising from the bottom of
+// free memory, 2 MiB pages from one falling from the top; both hand out never-used (hence zero)
+// memory first, then recycled pages from free lists, zeroed when handed out again.
+// Single vCPU: no locking.
 #pragma once
 
 #include <stdint.h>
 
 namespace k::pmm {
 
-/// Takes ownership of guest-physical [start, end) (page-aligned; the VMM guarantees it is zero).
+inline constexpr uint64_t kHugePage = 2ull << 20;
+
+/// Takes ownership of guest-physical [start, end) (the VMM guarantees it is zero).
 void init(uint64_t start, uint64_t end);
 /// A zeroed 4 KiB page's guest-physical address, or 0 when guest memory is exhausted.
 uint64_t alloc();
-/// Returns a page from alloc(); pages below the managed range (the program image) are ignored.
+/// A zeroed, 2 MiB-aligned 2 MiB page, or 0 if no such chunk is left (callers fall back to 4 KiB).
+uint64_t alloc_huge();
+/// Returns a page from alloc(); pages outside the managed range (the program image) are ignored.
 void free(uint64_t gpa);
-/// Pages currently handed out.
+/// Returns a chunk from alloc_huge().
+void free_huge(uint64_t gpa);
+/// 4 KiB pages currently handed out (a 2 MiB page counts 512).
 uint64_t used();
 
 }  // namespace k::pmm
