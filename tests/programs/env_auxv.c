@@ -1,4 +1,4 @@
-/* env_auxv.c: prints argc/argv/envp, auxv (AT_PAGESZ, AT_RANDOM, AT_ENTRY, AT_PHDR), getrandom and /dev/urandom success, uname sysname/machine, readlink /proc/self/exe, time(NULL) sanity; exit 0. Output depends on argv/env/host. */
+/* env_auxv.c: prints argc/argv/envp, auxv (AT_PAGESZ, AT_RANDOM, AT_ENTRY, AT_PHDR), getrandom and /dev/urandom success, uname sysname/machine, readlink /proc/self/exe, time(NULL) sanity and value, and the random bytes it got (hex); exit 0. Output depends on argv/env/host. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,11 +24,19 @@ int main(int argc, char **argv, char **envp)
     unsigned char rnd[16];
     ssize_t g = getrandom(rnd, sizeof rnd, 0);
     printf("getrandom_ok=%d\n", g == (ssize_t)sizeof rnd);
+    printf("getrandom=");
+    for (unsigned i = 0; i < sizeof rnd; i++) printf("%02x", rnd[i]);
+    printf("\nat_random=");
+    for (unsigned i = 0; i < 16; i++) printf("%02x", ((unsigned char *)getauxval(AT_RANDOM))[i]);
+    printf("\n");
 
     int ok = 0;
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ok = read(fd, rnd, sizeof rnd) == (ssize_t)sizeof rnd;
+        printf("urandom=");
+        for (unsigned i = 0; i < sizeof rnd; i++) printf("%02x", rnd[i]);
+        printf("\n");
         if (close(fd) != 0)
             ok = 0;
     }
@@ -51,5 +59,6 @@ int main(int argc, char **argv, char **envp)
 
     time_t now = time(NULL);
     printf("time_sane=%d\n", now > 1700000000);
+    printf("time=%lld\n", (long long)now);
     return 0;
 }
