@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what vmfork needs to build and test, from Debian packages (run as root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  cmake make g++ pkg-config \
+  liburing-dev libxxhash-dev libzstd-dev \
+  nlohmann-json3-dev libcli11-dev libspdlog-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  musl-tools busybox-static >/dev/null
