@@ -211,7 +211,9 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   *boot = abi::BootInfo{};
   boot->magic = abi::kBootMagic;
   boot->abi_version = (uint64_t(abi::kAbiMajor) << 32) | abi::kAbiMinor;
-  boot->flags = (accel == vmm::Accel::kNative ? abi::kFlagNativePvm : 0) | (spec.verbose ? abi::kFlagVerbose : 0);
+  boot->flags = (accel == vmm::Accel::kNative ? abi::kFlagNativePvm : 0) |
+                (accel == vmm::Accel::kEmulated ? abi::kFlagPvmEmulated : 0) |
+                (spec.verbose ? abi::kFlagVerbose : 0);
   boot->mem_bytes = mem_bytes;
   boot->free_gpa = program_end;
   boot->program_gpa = abi::kProgramGpa;

@@ -8,7 +8,7 @@ extern "C" uint64_t priv_trap(uint64_t op, uint64_t a, uint64_t b);
 namespace k::arch {
 
 /// Privileged operations that priv_trap can request (see entry.S).
-enum PrivOp : uint64_t { kOpOut32 = 1, kOpWrmsr = 2, kOpReloadCr3 = 3, kOpInvlpg = 4 };
+enum PrivOp : uint64_t { kOpOut32 = 1, kOpWrmsr = 2, kOpReloadCr3 = 3, kOpInvlpg = 4, kOpOut8 = 5 };
 
 /// True in PVM native mode, where the kernel always has supervisor rights.
 extern bool g_native;
@@ -53,8 +53,10 @@ inline void reload_cr3() {
   if (direct()) reload_cr3_direct();
   else priv_trap(kOpReloadCr3, 0, 0);
 }
+inline void out8_direct(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 inline void out8(uint16_t port, uint8_t v) {
-  if (direct()) asm volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+  if (direct()) out8_direct(port, v);
+  else priv_trap(kOpOut8, port, v);
 }
 inline void out32_direct(uint16_t port, uint32_t v) {
   asm volatile("outl %0, %1" ::"a"(v), "Nd"(port) : "memory");

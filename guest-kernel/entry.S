@@ -70,6 +70,19 @@ enter_user:
 	xor %r15d, %r15d
 	iretq
 
+/* drop_to_cpl3(fn): continue in fn at CPL 3 on the current stack (PVM emulated mode, where CPL 0
+ * code is emulated ~1000x slower but CPL 3 runs natively; every kernel page has U=1). fn must
+ * not return. RSP at fn's entry is this function's entry RSP, so it is aligned like a call. */
+	.globl drop_to_cpl3
+drop_to_cpl3:
+	mov %rsp, %rax
+	pushq $0x2b
+	push %rax
+	pushq $0x2
+	pushq $0x33
+	push %rdi
+	iretq
+
 /* 256 exception/interrupt stubs, 16 bytes apart: push a 0 error code where the CPU pushes none,
  * push the vector, then move to a private stack. In PVM native mode the CPU pushed the frame on
  * the current stack (maybe the job's), so the handler must not return there: it ends the job. */

@@ -14,6 +14,7 @@ extern "C" void syscall_entry();
 extern "C" char priv_stack_top[];
 extern "C" char priv_trap_insn[];
 extern "C" [[noreturn]] void enter_user(uint64_t rip, uint64_t rsp);
+extern "C" [[noreturn]] void drop_to_cpl3(void (*fn)());
 
 namespace k {
 
@@ -97,6 +98,7 @@ extern "C" void ud_handler(PrivFrame* f) {
   if (f->trap.rip != reinterpret_cast<uint64_t>(priv_trap_insn)) trap_handler(&f->trap);
   switch (f->rdi) {
     case arch::kOpOut32: arch::out32_direct(uint16_t(f->rsi), uint32_t(f->rdx)); break;
+    case arch::kOpOut8: arch::out8_direct(uint16_t(f->rsi), uint8_t(f->rdx)); break;
     case arch::kOpWrmsr: arch::wrmsr_direct(uint32_t(f->rsi), f->rdx); break;
     case arch::kOpReloadCr3: arch::reload_cr3_direct(); break;
     case arch::kOpInvlpg: arch::invlpg_direct(f->rsi); break;
@@ -118,23 +120,21 @@ static void check_boot_info() {
     panic("BootInfo args block out of range");
 }
 
-extern "C" [[noreturn]] void kmain() {
-  boot = phys<BootInfo>(kBootInfoGpa);
-  chan = phys<Channel>(kChannelGpa);
-  chan->tsc_kernel_entry = arch::rdtsc();
-  verbose = boot->flags & kFlagVerbose;
-  arch::g_native = boot->flags & kFlagNativePvm;
-  log(arch::g_native ? "vmfork kernel: PVM native mode\n" : "vmfork kernel: x86-64 mode\n");
-  check_boot_info();
+// The rest of boot. In PVM emulated mode it runs at CPL 3 (natively) and reaches privileged
+// instructions through priv_trap; elsewhere it runs at CPL 0.
+[[noreturn]] static void kmain_rest() {
+  // First the IDT and TSS.RSP0: at CPL 3 even logging or a panic goes through priv_trap (#UD).
+  // RSP0 (TSS offset 4) is the stack an ordinary-mode trap from CPL 3 switches to; not the
+  // syscall stack, which is in use when a priv_trap arrives from the syscall path.
   setup_idt();
-  // TSS.RSP0 (offset 4): the stack an ordinary-mode trap from CPL 3 switches to. Not the
-  // syscall stack: in PVM emulated mode a priv_trap arrives while that one is in use.
   uint64_t rsp0 = reinterpret_cast<uint64_t>(priv_stack_top);
   memcpy(phys(kTssGpa + 4), &rsp0, 8);
+  log(arch::g_native ? "vmfork kernel: PVM native mode\n" : "vmfork kernel: x86-64 mode\n");
+  check_boot_info();
   // SYSCALL: kernel CS/SS from STAR[47:32], user from STAR[63:48] (+16 for CS, +8 for SS).
   arch::wrmsr(arch::kMsrStar, (uint64_t(kUserCs32 - 3) << 48) | (uint64_t(kKernelCs) << 32));
   arch::wrmsr(arch::kMsrLstar, reinterpret_cast<uint64_t>(&syscall_entry));
-  arch::wrmsr(arch::kMsrSfmask, 0x44700);  // clear TF, DF, IF, NT, AC; keep IOPL (see entry.S)
+  arch::wrmsr(arch::kMsrSfmask, 0x47700);  // clear TF, DF, IF, IOPL, NT, AC on entry
   clock::init();
   random::seed(boot->entropy);
   pmm::init(boot->free_gpa, boot->mem_bytes);
@@ -145,6 +145,17 @@ extern "C" [[noreturn]] void kmain() {
   log_hex("vmfork kernel: entering job at ", entry);
   chan->tsc_user_entry = arch::rdtsc();
   enter_user(entry, sp);
+}
+
+extern "C" [[noreturn]] void kmain() {
+  boot = phys<BootInfo>(kBootInfoGpa);
+  chan = phys<Channel>(kChannelGpa);
+  chan->tsc_kernel_entry = arch::rdtsc();
+  verbose = boot->flags & kFlagVerbose;
+  arch::g_native = boot->flags & kFlagNativePvm;
+  // Nothing may trap before setup_idt(); dropping to CPL 3 does not.
+  if (boot->flags & kFlagPvmEmulated) drop_to_cpl3(kmain_rest);
+  kmain_rest();
 }
 
 }  // namespace k

@@ -83,6 +83,7 @@ enum Request : uint32_t {
 // BootInfo flags.
 inline constexpr uint64_t kFlagNativePvm = 1u << 0;  // PVM native mode is on (MSR 0x4b564d10 = 1)
 inline constexpr uint64_t kFlagVerbose = 1u << 1;    // kernel logs to the serial console
+inline constexpr uint64_t kFlagPvmEmulated = 1u << 2;  // PVM without native mode: CPL 0 is emulated
 
 // ---- BootInfo (VMM -> guest, at kBootInfoGpa, one page) -------------------------------------
 // Every field is little-endian and 8 bytes; an address is guest-physical.
