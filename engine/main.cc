@@ -136,7 +136,10 @@ int main(int argc, char** argv) {
 
   auto result = engine::run_cold(spec);
   if (!result.ok()) return fail(result.error().message());
-  if (verbose && !result->kernel_log.empty()) std::fprintf(stderr, "%s", result->kernel_log.c_str());
+  if (verbose) {
+    std::fprintf(stderr, "%s", result->kernel_log.c_str());
+    spdlog::info("accelerator: {}", result->accel);
+  }
   if (json) {
     std::cout << engine::to_json(*result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else if (result->reason != engine::ExitReason::kExited) {

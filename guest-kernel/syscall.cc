@@ -311,9 +311,14 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
       return int64_t(clock::monotonic_ns() / 10000000);
     }
     case 102: case 104: case 107: case 108: return 1000;                // get[e]uid, get[e]gid
+    case 105: case 106: return a0 == 1000 ? 0 : -EPERM;                 // setuid, setgid
     case 110: return 0;                                                 // getppid
     case 111: case 121: case 124: return 1;                             // getpgrp, getpgid, getsid
     case 131: return 0;                                                 // sigaltstack
+    case 157:                                                           // prctl
+      if (a0 == 15) return 0;                                           // PR_SET_NAME
+      if (a0 == 16) return put_user(a1, "job\0\0\0\0\0\0\0\0\0\0\0\0", 16) ? 0 : -EFAULT;  // PR_GET_NAME
+      return -EINVAL;
     case 158: return sys_arch_prctl(a0, a1);
     case 160: return 0;                                                 // setrlimit
     case 200: return sys_kill(1, a1);                                   // tkill
