@@ -103,18 +103,20 @@ int main(int argc, char** argv) {
   auto req = vmm::parse_accel(accel);
   if (!req.ok()) return fail(req.error().message());
   spec.accel = *req;
-  auto m = engine::parse_size(mem);
-  if (!m.ok()) return fail("--mem: " + m.error().message());
-  spec.mem_bytes = *m;
+  std::string bad;
+  auto size_option = [&](const char* flag, const std::string& text, uint64_t* out) {
+    auto r = engine::parse_size(text);
+    if (!r.ok()) bad = std::string(flag) + ": " + r.error().message();
+    else *out = *r;
+    return r.ok();
+  };
+  if (!size_option("--mem", mem, &spec.mem_bytes) ||
+      !size_option("--max-output", max_output, &spec.max_output) ||
+      !size_option("--stack", stack, &spec.stack_bytes))
+    return fail(bad);
   auto t = engine::parse_duration(timeout);
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
-  auto mo = engine::parse_size(max_output);
-  if (!mo.ok()) return fail("--max-output: " + mo.error().message());
-  spec.max_output = *mo;
-  auto st = engine::parse_size(stack);
-  if (!st.ok()) return fail("--stack: " + st.error().message());
-  spec.stack_bytes = *st;
   spec.verbose = verbose;
   spec.program = resolve_program(command[0]);
   spec.argv = command;
