@@ -40,7 +40,7 @@ uint32_t prot_of(uint32_t pf) {
 void oom() { end_job(kReqMemLimit, 0); }
 
 // Maps one PT_LOAD segment. Read-only pages fully backed by the file are mapped in place from
-// the program image (no copy: in emulated mode a copy costs ~1 us per 8 bytes); writable pages
+// the program image (no copy: on PVM each fresh page costs a shadow-paging fault); writable pages
 // get fresh pages with the file bytes copied in and the rest zero (.bss).
 void load_segment(const uint8_t* image, uint64_t image_len, const Phdr& ph, uint64_t bias) {
   if (ph.filesz > ph.memsz || ph.offset > image_len || ph.filesz > image_len - ph.offset)
