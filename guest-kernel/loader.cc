@@ -115,7 +115,7 @@ void load(uint64_t* entry, uint64_t* sp) {
   if (!top) panic("ELF has no loadable segment");
   // Start the heap on a 2 MiB boundary so that brk growth maps whole 2 MiB pages (one trapped
   // page-table write each on PVM); Linux randomizes this gap anyway.
-  g_brk = (top + pmm::kHugePage - 1) & ~(pmm::kHugePage - 1);
+  g_brk = pmm::huge_up(top);
 
   // Arguments block from the VMM: argc, envc, then NUL-terminated strings.
   const uint8_t* args = phys(boot->args_gpa);

@@ -299,7 +299,8 @@ void move(uint64_t from, uint64_t to, uint64_t len) {
   vma_set(to, to + len, prot, false);
 }
 
-uint64_t find_free(uint64_t len, uint64_t align) {
+uint64_t find_free(uint64_t len) {
+  const uint64_t align = len >= kHuge ? kHuge : kPage;
   uint64_t top = kMmapTop;
   for (int i = g_nvmas; i >= 0; i--) {
     // The gap between VMA i-1 and `top` (below VMA i).

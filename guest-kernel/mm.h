@@ -28,8 +28,9 @@ void unmap(uint64_t va, uint64_t len);
 int64_t protect(uint64_t va, uint64_t len, uint32_t prot);
 /// Moves the pages of [from, from+len) to [to, to+len) without copying; `to` must be free.
 void move(uint64_t from, uint64_t to, uint64_t len);
-/// Highest free range of `len` bytes below kMmapTop whose start is a multiple of `align`, or 0.
-uint64_t find_free(uint64_t len, uint64_t align = 4096);
+/// Highest free range of `len` bytes below kMmapTop, or 0. Ranges of 2 MiB or more start
+/// 2 MiB-aligned so that map_anon can use 2 MiB pages for them.
+uint64_t find_free(uint64_t len);
 /// True if no VMA overlaps [va, va+len).
 bool is_free(uint64_t va, uint64_t len);
 /// True if [va, va+len) is mapped in the job with read (and, if `write`, write) access.

@@ -10,6 +10,14 @@ uint64_t g_free_head;       // gpa of the first free 4 KiB page; its first 8 byt
 uint64_t g_free_huge_head;  // same for 2 MiB chunks
 uint64_t g_used;
 
+// Pops a recycled chunk of `bytes` off a free list and zeroes it.
+uint64_t pop_zeroed(uint64_t* head, uint64_t bytes) {
+  uint64_t pa = *head;
+  *head = *phys<uint64_t>(pa);
+  memset(phys(pa), 0, bytes);
+  return pa;
+}
+
 void account(int64_t pages) {
   g_used += uint64_t(pages);
   if (g_used > chan->pages_peak) chan->pages_peak = g_used;
@@ -27,9 +35,7 @@ void init(uint64_t start, uint64_t end) {
 uint64_t alloc() {
   uint64_t pa;
   if (g_free_head) {
-    pa = g_free_head;
-    g_free_head = *phys<uint64_t>(pa);
-    memset(phys(pa), 0, kPage);
+    pa = pop_zeroed(&g_free_head, kPage);
   } else if (g_next < g_huge_top) {
     pa = g_next;  // never touched since boot: already zero
     g_next += kPage;
@@ -43,9 +49,7 @@ uint64_t alloc() {
 uint64_t alloc_huge() {
   uint64_t pa;
   if (g_free_huge_head) {
-    pa = g_free_huge_head;
-    g_free_huge_head = *phys<uint64_t>(pa);
-    memset(phys(pa), 0, kHugePage);
+    pa = pop_zeroed(&g_free_huge_head, kHugePage);
   } else if (g_huge_top >= g_next + kHugePage) {
     g_huge_top -= kHugePage;
     pa = g_huge_top;

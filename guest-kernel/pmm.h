@@ -9,6 +9,8 @@
 namespace k::pmm {
 
 inline constexpr uint64_t kHugePage = 2ull << 20;
+/// v rounded up to a multiple of kHugePage.
+inline uint64_t huge_up(uint64_t v) { return (v + kHugePage - 1) & ~(kHugePage - 1); }
 
 /// Takes ownership of guest-physical [start, end) (the VMM guarantees it is zero).
 void init(uint64_t start, uint64_t end);

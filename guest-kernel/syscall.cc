@@ -39,8 +39,7 @@ int64_t sys_brk(uint64_t want) {
   if (!g_brk_start) g_brk_start = g_brk = loader::initial_brk();
   if (want < g_brk_start) return int64_t(g_brk);
   // The mapped heap grows in whole 2 MiB pages; brk itself moves by the byte.
-  uint64_t cur_top = (g_brk + pmm::kHugePage - 1) & ~(pmm::kHugePage - 1);
-  uint64_t new_top = (want + pmm::kHugePage - 1) & ~(pmm::kHugePage - 1);
+  uint64_t cur_top = pmm::huge_up(g_brk), new_top = pmm::huge_up(want);
   if (new_top > cur_top) {
     if (!mm::is_free(cur_top, new_top - cur_top)) return int64_t(g_brk);
     check_mem(mm::map_anon(cur_top, new_top - cur_top, mm::kRead | mm::kWrite));
@@ -72,8 +71,7 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
   } else if (addr >= mm::kUserMin && addr + len <= mm::kMmapTop && mm::is_free(addr, len)) {
     va = addr;
   } else {
-    // Large mappings start 2 MiB-aligned so that they are mapped with 2 MiB pages.
-    va = mm::find_free(len, len >= pmm::kHugePage ? pmm::kHugePage : kPage);
+    va = mm::find_free(len);
     if (!va) return -ENOMEM;
   }
   int64_t r = check_mem(mm::map_anon(va, len, p));
@@ -103,7 +101,7 @@ int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t fl
     return int64_t(old);
   }
   if (!(flags & MREMAP_MAYMOVE)) return -ENOMEM;
-  uint64_t dst = mm::find_free(new_len, new_len >= pmm::kHugePage ? pmm::kHugePage : kPage);
+  uint64_t dst = mm::find_free(new_len);
   if (!dst) return -ENOMEM;
   mm::move(old, dst, old_len);  // page-table moves: no data is copied
   check_mem(mm::map_anon(dst + old_len, grow, uint32_t(prot)));

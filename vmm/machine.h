@@ -18,7 +18,7 @@ namespace vmfork::vmm {
 /// Why Machine::run returned.
 struct StopInfo {
   enum Kind {
-    kJobEnded,     // the guest rang an end-of-job doorbell; request() tells which
+    kJobEnded,     // the guest rang an end-of-job doorbell; `request` tells which
     kTimeout,      // the deadline passed
     kOutputLimit,  // the job exceeded max_output
     kGuestError,   // a VM exit the guest should never cause (triple fault, HLT, MMIO, ...)

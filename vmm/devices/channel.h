@@ -69,7 +69,7 @@ class ChannelDevice {
   /// What the run loop should do after a doorbell.
   enum class Action {
     kResume,       // let the vCPU continue
-    kJobEnded,     // the guest reported the end of the job (see request())
+    kJobEnded,     // the guest reported the end of the job (the doorbell value says how)
     kOutputLimit,  // the job wrote more than max_output bytes
     kTimeout,      // the deadline passed while waiting for stdin or sleeping
   };
@@ -86,7 +86,6 @@ class ChannelDevice {
 
   /// The guest's channel page (read after kJobEnded for exit status and fault details).
   const abi::Channel& page() const { return *chan_; }
-  uint32_t request() const { return chan_->request; }
   bool output_limited() const { return state_.output_limited; }
 
   State save() const { return state_; }
