@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/guest_job.h"  // default_env()
 #include "engine/run_result.h"
 #include "vmm/accel.h"
 #include "vmm/devices/channel.h"
@@ -33,8 +34,5 @@ struct RunSpec {
 /// that reason; an Error means vmfork itself could not run it (no /dev/kvm, unreadable or
 /// dynamically linked program, bad option), and names the failing step.
 Result<RunResult> run_cold(const RunSpec& spec);
-
-/// Default environment for a job: PATH, HOME, LANG.
-std::vector<std::string> default_env();
 
 }  // namespace vmfork::engine

@@ -1,0 +1,236 @@
+// Shared job plumbing (see guest_job.h).
+#include "engine/guest_job.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common/fd.h"
+#include "engine/fault_names.h"
+#include "vmm/elf.h"
+
+namespace vmfork::engine {
+
+namespace abi = vmfork::abi;
+
+Result<std::shared_ptr<const vmm::Kvm>> shared_kvm() {
+  static std::mutex mu;
+  static std::shared_ptr<const vmm::Kvm> kvm;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!kvm) {
+    VF_ASSIGN(kvm, vmm::Kvm::open());
+  }
+  return kvm;
+}
+
+namespace {
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_bytes) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open " + path);
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return errno_error("fstat " + path);
+  if (!S_ISREG(st.st_mode)) return plain_error(path + ": not a regular file");
+  if (uint64_t(st.st_size) > max_bytes)
+    return plain_error(path + ": " + std::to_string(st.st_size) + " bytes does not fit in guest memory");
+  std::vector<uint8_t> buf(size_t(st.st_size));
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = read(fd.get(), buf.data() + got, buf.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read " + path);
+    if (n == 0) return plain_error(path + ": file shrank while being read");
+    got += size_t(n);
+  }
+  return buf;
+}
+
+// argc, envc, then argv, envp and the executable path as NUL-terminated strings.
+Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv,
+                                        const std::vector<std::string>& env, const std::string& exe) {
+  std::vector<uint8_t> out(sizeof(abi::ArgsHeader));
+  abi::ArgsHeader h{argv.size(), env.size()};
+  std::memcpy(out.data(), &h, sizeof h);
+  auto add = [&](const std::string& s) { out.insert(out.end(), s.begin(), s.end()); out.push_back(0); };
+  for (const auto& a : argv) add(a);
+  for (const auto& e : env) add(e);
+  add(exe);
+  if (out.size() > abi::kArgsCap) return plain_error("arguments and environment exceed 1 MiB");
+  return out;
+}
+
+int signal_of_vector(uint64_t v) {
+  switch (v) {
+    case 0: case 16: case 19: return 8;   // #DE, #MF, #XM -> SIGFPE
+    case 1: case 3: return 5;             // #DB, #BP -> SIGTRAP
+    case 6: return 4;                     // #UD -> SIGILL
+    case 17: return 7;                    // #AC -> SIGBUS
+    default: return 11;                   // #GP, #PF, ... -> SIGSEGV
+  }
+}
+
+}  // namespace
+
+void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r) {
+  auto crash = [&](Fault f) {
+    r->reason = ExitReason::kCrashed;
+    r->exit_code = 128 + (f.signal ? f.signal : 11);
+    r->fault = std::move(f);
+  };
+  switch (stop.kind) {
+    case vmm::StopInfo::kTimeout:
+      r->reason = ExitReason::kTimeout;
+      r->exit_code = 124;
+      return;
+    case vmm::StopInfo::kOutputLimit:
+      r->reason = ExitReason::kOutputLimit;
+      r->exit_code = 128 + 25;  // SIGXFSZ, as for a file size limit
+      return;
+    case vmm::StopInfo::kFreezePoint:  // only a template creation asks for one
+    case vmm::StopInfo::kGuestError: {
+      Fault f;
+      f.kind = stop.detail.rfind("triple", 0) == 0 ? "triple-fault" : "vm-exit";
+      f.message = stop.kind == vmm::StopInfo::kFreezePoint
+                      ? "the guest stopped at a template freeze point during a job"
+                      : stop.detail;
+      f.signal = 11;
+      crash(f);
+      return;
+    }
+    case vmm::StopInfo::kJobEnded: break;
+  }
+  std::string msg(ch.panic_msg, strnlen(ch.panic_msg, sizeof ch.panic_msg));
+  switch (stop.request) {
+    case abi::kReqExit:
+      r->reason = ExitReason::kExited;
+      r->exit_code = int(ch.exit_status & 0xff);
+      return;
+    case abi::kReqMemLimit:
+      r->reason = ExitReason::kMemoryLimit;
+      r->exit_code = 128 + 9;
+      return;
+    case abi::kReqSignal: {
+      Fault f;
+      f.kind = "signal";
+      f.signal = int(ch.exit_status & 0x7f);
+      f.name = signal_name(f.signal);
+      f.message = "the job raised " + f.name;
+      crash(f);
+      return;
+    }
+    case abi::kReqFault: {
+      Fault f;
+      f.kind = "exception";
+      f.vector = ch.fault_vector;
+      f.name = exception_name(ch.fault_vector);
+      f.error_code = ch.fault_error;
+      f.rip = ch.fault_rip;
+      f.address = ch.fault_addr;
+      f.in_kernel = !ch.fault_user;
+      f.signal = signal_of_vector(ch.fault_vector);
+      f.message = msg;
+      crash(f);
+      return;
+    }
+    default: {  // kReqPanic
+      Fault f;
+      f.kind = "kernel-panic";
+      f.message = msg;
+      f.signal = 6;
+      crash(f);
+      return;
+    }
+  }
+}
+
+
+Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
+                             const std::vector<std::string>& env, uint64_t max_bytes) {
+  if (argv.empty()) return plain_error("argv must have at least argv[0]");
+  JobImage job;
+  job.path = path;
+  VF_ASSIGN(job.program, read_file(path, max_bytes));
+  VF_TRY(vmm::check_static_program(job.program, path));
+  // /proc/self/exe must be absolute: glibc asserts it (_dl_get_origin).
+  char* real = realpath(path.c_str(), nullptr);
+  std::string exe = real ? real : path;
+  free(real);
+  VF_ASSIGN(job.args, build_args(argv, env, exe));
+  return job;
+}
+
+Status refresh_entropy_and_clock(abi::BootInfo* boot) {
+  if (getrandom(boot->entropy, sizeof boot->entropy, 0) != sizeof boot->entropy)
+    return errno_error("getrandom for guest entropy");
+  // The guest's RDTSC reads the host TSC on these hosts; pair it with CLOCK_REALTIME now.
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  boot->clock_tsc = __rdtsc();
+  boot->clock_realtime_ns = uint64_t(now.tv_sec) * 1000000000 + uint64_t(now.tv_nsec);
+  return {};
+}
+
+Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p) {
+  auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
+  *boot = abi::BootInfo{};
+  boot->magic = abi::kBootMagic;
+  boot->abi_version = (uint64_t(abi::kAbiMajor) << 32) | abi::kAbiMinor;
+  boot->flags = (p.accel == vmm::Accel::kNative ? abi::kFlagNativePvm : 0) |
+                (p.accel == vmm::Accel::kEmulated ? abi::kFlagPvmEmulated : 0) |
+                (p.verbose ? abi::kFlagVerbose : 0);
+  boot->mem_bytes = p.mem_bytes;
+  boot->free_gpa = abi::kProgramGpa;
+  boot->program_gpa = abi::kProgramGpa;
+  boot->args_gpa = abi::kArgsGpa;
+  boot->stack_bytes = p.stack_bytes;
+  boot->tsc_khz = p.tsc_khz;
+  return refresh_entropy_and_clock(boot);
+}
+
+Status place_job(vmm::GuestMemory& mem, const JobImage& job) {
+  uint64_t program_end = abi::kProgramGpa + ((job.program.size() + 4095) & ~uint64_t(4095));
+  if (program_end + (16u << 20) > mem.size()) return plain_error(job.path + ": too large for --mem");
+  VF_TRY(mem.write(abi::kProgramGpa, job.program));
+  VF_TRY(mem.write(abi::kArgsGpa, job.args));
+  auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
+  boot->free_gpa = program_end;
+  boot->program_gpa = abi::kProgramGpa;
+  boot->program_bytes = job.program.size();
+  boot->args_gpa = abi::kArgsGpa;
+  boot->args_bytes = job.args.size();
+  return {};
+}
+
+uint64_t guest_tsc_khz(vmm::Vcpu& vcpu, const vmm::AccelProbe& probe) {
+  int khz = ioctl(vcpu.fd(), KVM_GET_TSC_KHZ, 0);
+  if (khz > 0) return uint64_t(khz);
+  return probe.pvm_tsc_khz;
+}
+
+void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, RunResult* r) {
+  const abi::Channel& ch = channel.page();
+  auto st = channel.save();
+  r->stdout_bytes = st.stdout_bytes;
+  r->stderr_bytes = st.stderr_bytes;
+  r->syscalls = ch.syscalls;
+  r->unknown_syscalls = ch.unknown_syscalls;
+  r->guest_pages_peak = ch.pages_peak;
+  const auto* counts = machine.memory().at<uint32_t>(abi::kSyscallCountGpa);
+  for (uint32_t nr = 0; nr < abi::kSyscallCountSlots; nr++)
+    if (counts[nr]) r->unknown_by_nr[nr] = counts[nr];
+  r->kernel_log = machine.serial().log();
+}
+
+std::vector<std::string> default_env() {
+  return {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "TERM=dumb"};
+}
+
+}  // namespace vmfork::engine

@@ -1,0 +1,72 @@
+// The pieces every path that runs a job shares (cold run, template creation, a restored clone):
+// the process-wide /dev/kvm handle, reading and checking a program, placing it and its arguments
+// in guest memory, filling BootInfo, and turning how a run stopped into a RunResult.
+// Thread-safety: shared_kvm() is thread-safe; the rest work on one machine's memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/run_result.h"
+#include "guest-kernel/abi/vmfork_abi.h"
+#include "vmm/accel.h"
+#include "vmm/devices/channel.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/machine.h"
+
+namespace vmfork::engine {
+
+/// The /dev/kvm handle, opened once per process. Errors: open or KVM_GET_API_VERSION failed.
+Result<std::shared_ptr<const vmm::Kvm>> shared_kvm();
+
+/// A program ready to be copied into a guest: its ELF bytes and the ArgsBlock
+/// (guest-kernel/abi/vmfork_abi.h) of argv, envp and the executable's absolute path.
+struct JobImage {
+  std::string path;
+  std::vector<uint8_t> program;
+  std::vector<uint8_t> args;
+};
+
+/// Reads `path` (at most `max_bytes`), checks it is a static x86-64 ELF and builds the
+/// ArgsBlock. Errors: unreadable, dynamic or not ELF, argv empty, arguments above 1 MiB.
+Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
+                             const std::vector<std::string>& env, uint64_t max_bytes);
+
+/// The fields of BootInfo that describe the machine, not the job.
+struct BootParams {
+  vmm::Accel accel = vmm::Accel::kNative;
+  bool verbose = false;
+  uint64_t mem_bytes = 0;
+  uint64_t stack_bytes = 8ull << 20;
+  uint64_t tsc_khz = 0;
+};
+
+/// Writes a fresh BootInfo at abi::kBootInfoGpa with no job (program_bytes 0, the kernel then
+/// stops at kReqReady) and fresh entropy and clock. Errors: getrandom failed.
+Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p);
+
+/// Copies `job` to abi::kProgramGpa and abi::kArgsGpa and points BootInfo at them (free_gpa just
+/// past the program). Errors: the program leaves less than 16 MiB of guest memory free.
+Status place_job(vmm::GuestMemory& mem, const JobImage& job);
+
+/// Gives BootInfo 32 new bytes of host entropy and a new (guest TSC, CLOCK_REALTIME) pair, as
+/// every boot and every clone needs. Errors: getrandom failed.
+Status refresh_entropy_and_clock(abi::BootInfo* boot);
+
+/// The guest TSC frequency in kHz: KVM_GET_TSC_KHZ, else the PVM MSR the probe read.
+uint64_t guest_tsc_khz(vmm::Vcpu& vcpu, const vmm::AccelProbe& probe);
+
+/// Fills reason, exit code and fault of `r` from how the run stopped and the channel page.
+void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r);
+
+/// Copies the job's counters (bytes, syscalls, ENOSYS numbers, pages, kernel log) into `r`.
+void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, RunResult* r);
+
+/// Default environment for a job: PATH, HOME, LANG, TERM.
+std::vector<std::string> default_env();
+
+}  // namespace vmfork::engine
