@@ -1,6 +1,6 @@
 // Guest kernel entry (kmain), the doorbell to the VMM, logging, traps and the end of a job.
-// Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, page allocator ->
-// load the job's ELF -> IRETQ to it. Single vCPU, no interrupts: nothing here is re-entered.
+// Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, files -> [no program:
+// kReqReady, the template freeze point] -> page allocator -> load the job's ELF -> IRETQ to it. Single vCPU, no interrupts: nothing here is re-entered.
 #include "arch.h"
 #include "clock.h"
 #include "files.h"
@@ -137,8 +137,17 @@ static void check_boot_info() {
   arch::wrmsr(arch::kMsrSfmask, 0x47700);  // clear TF, DF, IF, IOPL, NT, AC on entry
   clock::init();
   random::seed(boot->entropy);
-  pmm::init(boot->free_gpa, boot->mem_bytes);
   files::init();
+  if (boot->program_bytes == 0) {
+    // No job yet: this is a template's freeze point. Each clone resumes from this OUT with its
+    // own job, entropy and clock in BootInfo, so everything derived from them is redone here.
+    ring(kReqReady);
+    check_boot_info();
+    if (boot->program_bytes == 0) panic("resumed from kReqReady without a program");
+    clock::init();
+    random::seed(boot->entropy);
+  }
+  pmm::init(boot->free_gpa, boot->mem_bytes);
   chan->tsc_ready = arch::rdtsc();
   uint64_t entry = 0, sp = 0;
   loader::load(&entry, &sp);

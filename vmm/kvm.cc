@@ -20,6 +20,22 @@ Result<std::shared_ptr<const Kvm>> Kvm::open() {
   int size = ioctl(kvm->fd(), KVM_GET_VCPU_MMAP_SIZE, 0);
   if (size < int(sizeof(kvm_run))) return errno_error("KVM_GET_VCPU_MMAP_SIZE");
   kvm->vcpu_mmap_size_ = size_t(size);
+  // KVM_GET_MSR_INDEX_LIST fails with E2BIG and sets nmsrs to the count needed.
+  for (uint32_t n = 256; n <= 16384; n *= 2) {
+    std::vector<uint32_t> buf(1 + n);
+    buf[0] = n;  // struct kvm_msr_list { __u32 nmsrs; __u32 indices[]; }
+    if (ioctl(kvm->fd(), KVM_GET_MSR_INDEX_LIST, buf.data()) == 0) {
+      kvm->msr_list_.assign(buf.begin() + 1, buf.begin() + 1 + buf[0]);
+      break;
+    }
+    if (errno != E2BIG) return errno_error("KVM_GET_MSR_INDEX_LIST");
+  }
+  if (kvm->check_extension(KVM_CAP_XSAVE) > 0) {
+    int x2 = kvm->check_extension(KVM_CAP_XSAVE2);
+    kvm->xsave_bytes_ = x2 > int(sizeof(kvm_xsave)) ? size_t(x2) : sizeof(kvm_xsave);
+  }
+  kvm->has_xcrs_ = kvm->check_extension(KVM_CAP_XCRS) > 0;
+  kvm->has_adjust_clock_ = kvm->check_extension(KVM_CAP_ADJUST_CLOCK) > 0;
   // KVM_GET_SUPPORTED_CPUID fails with E2BIG until nent is large enough.
   for (uint32_t n = 64; n <= 4096; n *= 2) {
     std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
@@ -59,7 +75,7 @@ Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id) {
   size_t size = kvm_->vcpu_mmap_size();
   void* run = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (run == MAP_FAILED) return errno_error("mmap of the vCPU's kvm_run");
-  auto vcpu = std::make_unique<Vcpu>(std::move(fd), static_cast<kvm_run*>(run), size);
+  auto vcpu = std::make_unique<Vcpu>(kvm_, std::move(fd), static_cast<kvm_run*>(run), size);
   VF_TRY(vcpu->set_cpuid(kvm_->supported_cpuid()));
   return vcpu;
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -27,11 +28,22 @@ class Kvm {
   const std::vector<kvm_cpuid_entry2>& supported_cpuid() const { return cpuid_; }
   /// KVM_CHECK_EXTENSION on the system fd.
   int check_extension(long cap) const;
+  /// KVM_GET_MSR_INDEX_LIST: the MSRs KVM can save and restore for a vCPU.
+  const std::vector<uint32_t>& msr_index_list() const { return msr_list_; }
+  /// Bytes of a vCPU's XSAVE area (KVM_CAP_XSAVE2, at least 4096); 0 without KVM_CAP_XSAVE.
+  size_t xsave_bytes() const { return xsave_bytes_; }
+  /// KVM_CAP_XCRS and KVM_CAP_ADJUST_CLOCK as reported at open.
+  bool has_xcrs() const { return has_xcrs_; }
+  bool has_adjust_clock() const { return has_adjust_clock_; }
 
  private:
   Fd fd_;
   size_t vcpu_mmap_size_ = 0;
   std::vector<kvm_cpuid_entry2> cpuid_;
+  std::vector<uint32_t> msr_list_;
+  size_t xsave_bytes_ = 0;
+  bool has_xcrs_ = false;
+  bool has_adjust_clock_ = false;
 };
 
 /// One entry of KVM_GET/SET_MSRS.
@@ -40,10 +52,13 @@ struct MsrValue {
   uint64_t value;
 };
 
+struct VcpuState;
+
 /// A vCPU: its fd and the shared struct kvm_run mapping.
 class Vcpu {
  public:
-  Vcpu(Fd fd, kvm_run* run, size_t run_size) : fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+  Vcpu(std::shared_ptr<const Kvm> kvm, Fd fd, kvm_run* run, size_t run_size)
+      : kvm_(std::move(kvm)), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
   ~Vcpu();
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
@@ -65,10 +80,29 @@ class Vcpu {
   /// KVM_GET_MSRS of one MSR; an error if the host does not have it.
   Result<uint64_t> get_msr(uint32_t index) const;
 
+  /// Captures every piece of vCPU state (vmm/vcpu_state.h gives the list and the order).
+  /// `with_lapic`: the VM has an in-kernel irqchip, so the vCPU has a LAPIC to save.
+  /// Errors: the first GET ioctl that failed.
+  Result<VcpuState> save(bool with_lapic) const;
+  /// Loads `s` into this vCPU in the documented order. Errors: the first SET ioctl that failed,
+  /// or an MSR KVM refused (named); the vCPU must then be discarded.
+  Status restore(const VcpuState& s);
+
  private:
+  std::shared_ptr<const Kvm> kvm_;
   Fd fd_;
   kvm_run* run_;
   size_t run_size_;
+};
+
+/// VM-wide state outside any vCPU and outside guest memory (Vm::save / Vm::restore).
+struct VmState {
+  std::optional<kvm_clock_data> clock;  // kvmclock base (KVM_GET_CLOCK), with KVM_CAP_ADJUST_CLOCK
+  struct Irqchip {
+    kvm_irqchip pic_master{}, pic_slave{}, ioapic{};
+    kvm_pit_state2 pit{};
+  };
+  std::optional<Irqchip> irqchip;       // present only when the VM has an in-kernel irqchip
 };
 
 /// A VM: KVM_CREATE_VM plus memslots and vCPUs.
@@ -83,11 +117,21 @@ class Vm {
   Status set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes);
   /// KVM_CREATE_VCPU, mmap of its kvm_run, KVM_SET_CPUID2 with the supported CPUID.
   Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
+  /// KVM_CREATE_IRQCHIP (PIC, IOAPIC, per-vCPU LAPICs) and KVM_CREATE_PIT2. Call before
+  /// create_vcpu. The default guest needs neither; templates of a guest that does keep them.
+  Status create_irqchip();
+  bool has_irqchip() const { return has_irqchip_; }
+
+  /// Captures the kvmclock and, with an irqchip, PIC/IOAPIC/PIT state. Errors: the failing ioctl.
+  Result<VmState> save() const;
+  /// Loads `s`. Errors: the failing ioctl, or an irqchip in `s` but not in this VM (or back).
+  Status restore(const VmState& s);
 
  private:
   Vm(std::shared_ptr<const Kvm> kvm, Fd fd) : kvm_(std::move(kvm)), fd_(std::move(fd)) {}
   std::shared_ptr<const Kvm> kvm_;
   Fd fd_;
+  bool has_irqchip_ = false;
 };
 
 }  // namespace vmfork::vmm

@@ -13,10 +13,36 @@ namespace abi = vmfork::abi;
 
 Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm, uint64_t mem_bytes) {
   VF_ASSIGN(GuestMemory mem, GuestMemory::create_anonymous(mem_bytes));
+  return create(std::move(kvm), std::move(mem));
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm, GuestMemory mem,
+                                                 bool irqchip) {
   VF_ASSIGN(auto vm, Vm::create(std::move(kvm)));
+  if (irqchip) VF_TRY(vm->create_irqchip());
   VF_TRY(vm->set_memslot(0, 0, mem.host(), mem.size()));
   VF_ASSIGN(auto vcpu, vm->create_vcpu(0));
   return std::unique_ptr<Machine>(new Machine(std::move(mem), std::move(vm), std::move(vcpu)));
+}
+
+Result<Machine::State> Machine::save() {
+  kvm_run* run = vcpu_->run_struct();
+  run->immediate_exit = 1;
+  auto entered = vcpu_->run();  // completes a pending KVM_EXIT_IO, then returns EINTR at once
+  run->immediate_exit = 0;
+  if (!entered.ok()) return entered.error();
+  State s;
+  VF_ASSIGN(s.vm, vm_->save());
+  VF_ASSIGN(s.vcpu, vcpu_->save(vm_->has_irqchip()));
+  s.serial = serial_.save();
+  return s;
+}
+
+Status Machine::restore(const State& s) {
+  VF_TRY(vm_->restore(s.vm));
+  VF_TRY(vcpu_->restore(s.vcpu));
+  serial_.restore(s.serial);
+  return {};
 }
 
 static std::string hex(uint64_t v) {
@@ -70,6 +96,10 @@ Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline
               return stop;
             case ChannelDevice::Action::kTimeout:
               stop.kind = StopInfo::kTimeout;
+              return stop;
+            case ChannelDevice::Action::kFreezePoint:
+              stop.kind = StopInfo::kFreezePoint;
+              stop.request = value;
               return stop;
           }
         } else if (Serial::handles(io.port) && io.size == 1) {

@@ -12,6 +12,7 @@
 #include "vmm/devices/serial.h"
 #include "vmm/guest_memory.h"
 #include "vmm/kvm.h"
+#include "vmm/vcpu_state.h"
 
 namespace vmfork::vmm {
 
@@ -22,6 +23,7 @@ struct StopInfo {
     kTimeout,      // the deadline passed
     kOutputLimit,  // the job exceeded max_output
     kGuestError,   // a VM exit the guest should never cause (triple fault, HLT, MMIO, ...)
+    kFreezePoint,  // the guest reached the point a template is frozen at (ChannelDevice::Action)
   } kind;
   uint32_t request = 0;   // kJobEnded: the abi::Request
   std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
@@ -30,8 +32,20 @@ struct StopInfo {
 
 class Machine {
  public:
+  /// Everything of a paused machine that is not guest memory (devices outside Machine, such as
+  /// the channel, save their own). Restore order: VM, then vCPU, then devices.
+  struct State {
+    VmState vm;
+    VcpuState vcpu;
+    Serial::State serial;
+  };
+
   /// Creates the VM, a memslot of `mem_bytes` anonymous memory at GPA 0 and vCPU 0.
   static Result<std::unique_ptr<Machine>> create(std::shared_ptr<const Kvm> kvm, uint64_t mem_bytes);
+  /// Same, with guest memory the caller prepared (a restored template's pages).
+  /// `irqchip`: create an in-kernel irqchip and PIT before the vCPU.
+  static Result<std::unique_ptr<Machine>> create(std::shared_ptr<const Kvm> kvm, GuestMemory mem,
+                                                 bool irqchip = false);
 
   GuestMemory& memory() { return mem_; }
   Vcpu& vcpu() { return *vcpu_; }
@@ -40,6 +54,16 @@ class Machine {
   /// Runs the vCPU until the job ends, the deadline passes, or the guest misbehaves.
   /// Errors: a KVM ioctl failed (a host problem, not the guest's).
   Result<StopInfo> run(ChannelDevice& channel, Clock::time_point deadline);
+
+  /// Captures VM, vCPU and serial state. The vCPU must be stopped (run() returned); an I/O exit
+  /// it stopped in is completed first with one KVM_RUN under immediate_exit, as
+  /// Documentation/virt/kvm/api.rst (struct kvm_run, immediate_exit) requires before reading
+  /// state. Errors: the failing ioctl.
+  Result<State> save();
+  /// Loads `s` into this (fresh) machine: VM state, then vCPU (vcpu_state.h order), then the
+  /// serial device. Errors: the failing ioctl; the machine must then be discarded.
+  Status restore(const State& s);
+  bool has_irqchip() const { return vm_->has_irqchip(); }
 
  private:
   Machine(GuestMemory mem, std::unique_ptr<Vm> vm, std::unique_ptr<Vcpu> vcpu)

@@ -16,7 +16,7 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 0;
+inline constexpr uint32_t kAbiMinor = 1;  // 1.1: kReqReady
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -78,6 +78,9 @@ enum Request : uint32_t {
   kReqMemLimit = 6,   // guest memory exhausted: job ends with reason memory-limit
   kReqPanic = 7,      // kernel bug or bad boot info; panic_msg valid; never resumed
   kReqSignal = 8,     // the job killed itself with signal exit_status (abort, raise)
+  kReqReady = 9,      // kernel initialized and BootInfo.program_bytes == 0: waiting for a job.
+                      // The VMM (a template's freeze point) writes program, args, entropy and
+                      // clock into BootInfo and resumes; the kernel re-reads all of them.
 };
 
 // BootInfo flags.

@@ -109,6 +109,11 @@ Result<ChannelDevice::Action> ChannelDevice::refill_stdin(Clock::time_point dead
   return Action::kResume;
 }
 
+Result<ChannelDevice::Action> ChannelDevice::answer_stdin_wait(Clock::time_point deadline) {
+  if (chan_->stdin_eof) return Action::kResume;
+  return refill_stdin(deadline, false);
+}
+
 Result<ChannelDevice::Action> ChannelDevice::on_doorbell(uint32_t value, Clock::time_point deadline) {
   VF_TRY(drain_output());
   if (state_.output_limited) return Action::kOutputLimit;
@@ -117,7 +122,10 @@ Result<ChannelDevice::Action> ChannelDevice::on_doorbell(uint32_t value, Clock::
       return Action::kResume;
     case abi::kReqStdin:
       if (chan_->stdin_eof) return Action::kResume;  // nothing more: the guest sees EOF
+      if (freeze_at_stdin_ && chan_->stdin_pos >= chan_->stdin_len) return Action::kFreezePoint;
       return refill_stdin(deadline, false);
+    case abi::kReqReady:
+      return Action::kFreezePoint;
     case abi::kReqSleep: {
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);

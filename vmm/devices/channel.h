@@ -72,6 +72,8 @@ class ChannelDevice {
     kJobEnded,     // the guest reported the end of the job (the doorbell value says how)
     kOutputLimit,  // the job wrote more than max_output bytes
     kTimeout,      // the deadline passed while waiting for stdin or sleeping
+    kFreezePoint,  // the guest is where a template is frozen: kernel ready with no job
+                   // (kReqReady), or, with freeze_at_stdin_wait(), the job waiting for stdin
   };
 
   /// `max_output` bounds stdout + stderr bytes (the rest is dropped and the job stopped).
@@ -83,6 +85,12 @@ class ChannelDevice {
   Result<Action> on_doorbell(uint32_t value, Clock::time_point deadline);
   /// Drains the guest's output buffers into the sinks, enforcing max_output.
   Status drain_output();
+  /// When on, a kReqStdin that finds no unread input stops the run with kFreezePoint instead of
+  /// waiting for the source: the warm-runtime point of `vmfork template create -- PROGRAM`.
+  void freeze_at_stdin_wait(bool on) { freeze_at_stdin_ = on; }
+  /// Answers the kReqStdin a restored guest was frozen in: fills the stdin buffer from the
+  /// source (waiting until `deadline` for the first bytes) before the vCPU resumes.
+  Result<Action> answer_stdin_wait(Clock::time_point deadline);
 
   /// The guest's channel page (read after kJobEnded for exit status and fault details).
   const abi::Channel& page() const { return *chan_; }
@@ -100,6 +108,7 @@ class ChannelDevice {
   InputSource* in_;
   OutputSink out_, err_;
   uint64_t max_output_;
+  bool freeze_at_stdin_ = false;
   State state_;
 };
 

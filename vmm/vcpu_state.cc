@@ -1,0 +1,118 @@
+// Vcpu::save() and Vcpu::restore(): every KVM vCPU state ioctl, in the order vcpu_state.h
+// documents. Thread-safety: as Vcpu (one thread, vCPU not running).
+#include "vmm/vcpu_state.h"
+
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <string>
+
+namespace vmfork::vmm {
+
+namespace {
+
+Status ioctl_get(int fd, unsigned long req, void* arg, const char* name) {
+  if (ioctl(fd, req, arg) < 0) return errno_error(name);
+  return {};
+}
+
+Status ioctl_set(int fd, unsigned long req, const void* arg, const char* name) {
+  if (ioctl(fd, req, arg) < 0) return errno_error(name);
+  return {};
+}
+
+// KVM_GET_MSRS reads entries in order and returns how many it read, stopping at the first it
+// cannot; so one call reads everything up to an unreadable MSR, which is then skipped.
+Result<std::vector<MsrValue>> read_msrs(int fd, const std::vector<uint32_t>& wanted) {
+  std::vector<MsrValue> out;
+  std::vector<uint8_t> buf(sizeof(kvm_msrs) + wanted.size() * sizeof(kvm_msr_entry));
+  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
+  size_t next = 0;
+  while (next < wanted.size()) {
+    m->nmsrs = uint32_t(wanted.size() - next);
+    for (size_t i = next; i < wanted.size(); i++) {
+      m->entries[i - next] = kvm_msr_entry{};
+      m->entries[i - next].index = wanted[i];
+    }
+    int n = ioctl(fd, KVM_GET_MSRS, m);
+    if (n < 0) return errno_error("KVM_GET_MSRS");
+    for (int i = 0; i < n; i++) out.push_back({m->entries[i].index, m->entries[i].data});
+    next += size_t(n) + 1;  // skip the MSR this host cannot read
+  }
+  return out;
+}
+
+}  // namespace
+
+bool msr_excluded_from_snapshot(uint32_t index) {
+  switch (index) {
+    // The time-stamp counter and its adjust register: a clone keeps reading the host TSC, so the
+    // guest's (clock_tsc, clock_realtime_ns) pair from BootInfo stays a correct wall clock after
+    // a restore on the same host. Writing the template's TSC back would move the clone's clock
+    // back to the moment the template was frozen.
+    case 0x10:  // IA32_TIME_STAMP_COUNTER
+    case 0x3b:  // IA32_TSC_ADJUST
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<VcpuState> Vcpu::save(bool with_lapic) const {
+  VcpuState s;
+  const int fd = this->fd();
+  VF_TRY(ioctl_get(fd, KVM_GET_MP_STATE, &s.mp_state, "KVM_GET_MP_STATE"));
+  VF_TRY(get_regs(&s.regs));
+  VF_TRY(get_sregs(&s.sregs));
+  VF_TRY(ioctl_get(fd, KVM_GET_FPU, &s.fpu, "KVM_GET_FPU"));
+  if (size_t n = kvm_->xsave_bytes()) {
+    s.xsave.resize(n);
+    if (n > sizeof(kvm_xsave)) {
+      VF_TRY(ioctl_get(fd, KVM_GET_XSAVE2, s.xsave.data(), "KVM_GET_XSAVE2"));
+    } else {
+      VF_TRY(ioctl_get(fd, KVM_GET_XSAVE, s.xsave.data(), "KVM_GET_XSAVE"));
+    }
+  }
+  if (kvm_->has_xcrs()) {
+    kvm_xcrs x{};
+    VF_TRY(ioctl_get(fd, KVM_GET_XCRS, &x, "KVM_GET_XCRS"));
+    s.xcrs = x;
+  }
+  VF_TRY(ioctl_get(fd, KVM_GET_DEBUGREGS, &s.debugregs, "KVM_GET_DEBUGREGS"));
+  if (with_lapic) {
+    kvm_lapic_state l{};
+    VF_TRY(ioctl_get(fd, KVM_GET_LAPIC, &l, "KVM_GET_LAPIC"));
+    s.lapic = l;
+  }
+  std::vector<uint32_t> wanted;
+  for (uint32_t i : kvm_->msr_index_list())
+    if (!msr_excluded_from_snapshot(i)) wanted.push_back(i);
+  if (std::find(wanted.begin(), wanted.end(), kMsrPvmControl) == wanted.end())
+    wanted.push_back(kMsrPvmControl);  // read fails (and is skipped) on a host without PVM
+  VF_ASSIGN(s.msrs, read_msrs(fd, wanted));
+  VF_TRY(ioctl_get(fd, KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS"));
+  return s;
+}
+
+Status Vcpu::restore(const VcpuState& s) {
+  const int fd = this->fd();
+  VF_TRY(set_sregs(s.sregs));
+  // One KVM_SET_MSRS; it stops at the first MSR it refuses, which set_msrs names.
+  VF_TRY(set_msrs(s.msrs));
+  VF_TRY(set_regs(s.regs));
+  VF_TRY(ioctl_set(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
+  if (!s.xsave.empty()) {
+    if (s.xsave.size() != kvm_->xsave_bytes())
+      return plain_error("KVM_SET_XSAVE: saved area is " + std::to_string(s.xsave.size()) +
+                         " bytes, this host's is " + std::to_string(kvm_->xsave_bytes()));
+    VF_TRY(ioctl_set(fd, KVM_SET_XSAVE, s.xsave.data(), "KVM_SET_XSAVE"));
+  }
+  if (s.xcrs) VF_TRY(ioctl_set(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
+  if (s.lapic) VF_TRY(ioctl_set(fd, KVM_SET_LAPIC, &*s.lapic, "KVM_SET_LAPIC"));
+  VF_TRY(ioctl_set(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
+  VF_TRY(ioctl_set(fd, KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
+  VF_TRY(ioctl_set(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
+  return {};
+}
+
+}  // namespace vmfork::vmm
