@@ -54,11 +54,9 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   VF_TRY(init_boot_info(mem, params));
   VF_TRY(place_job(mem, job));
   const auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
-  std::string captured_out, captured_err;
-  vmm::OutputSink out = spec.stdout_sink, err = spec.stderr_sink;
-  if (!out) out = [&](std::span<const uint8_t> b) { captured_out.append(reinterpret_cast<const char*>(b.data()), b.size()); };
-  if (!err) err = [&](std::span<const uint8_t> b) { captured_err.append(reinterpret_cast<const char*>(b.data()), b.size()); };
-  vmm::ChannelDevice channel(mem, spec.stdin_source, out, err, spec.max_output);
+  CapturedOutput captured;
+  vmm::ChannelDevice channel(mem, spec.stdin_source, captured.stdout_sink(spec.stdout_sink),
+                             captured.stderr_sink(spec.stderr_sink), spec.max_output);
   VF_TRY(channel.start());
   double load_host_us = us_since(t_load);
 
@@ -81,8 +79,8 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   double rest = wall_us - guest_load - guest_run;
   result.timings.boot_us = boot_host_us + (rest > 0 ? rest : 0);
 
-  result.stdout_data = std::move(captured_out);
-  result.stderr_data = std::move(captured_err);
+  result.stdout_data = std::move(captured.out);
+  result.stderr_data = std::move(captured.err);
   collect_counters(channel, *machine, &result);
 
   // ---- teardown

@@ -229,6 +229,18 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
   r->kernel_log = machine.serial().log();
 }
 
+static vmm::OutputSink append_to(std::string* s) {
+  return [s](std::span<const uint8_t> b) { s->append(reinterpret_cast<const char*>(b.data()), b.size()); };
+}
+
+vmm::OutputSink CapturedOutput::stdout_sink(const vmm::OutputSink& given) {
+  return given ? given : append_to(&out);
+}
+
+vmm::OutputSink CapturedOutput::stderr_sink(const vmm::OutputSink& given) {
+  return given ? given : append_to(&err);
+}
+
 std::vector<std::string> default_env() {
   return {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "TERM=dumb"};
 }

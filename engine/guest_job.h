@@ -66,6 +66,14 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
 /// Copies the job's counters (bytes, syscalls, ENOSYS numbers, pages, kernel log) into `r`.
 void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, RunResult* r);
 
+/// Output a job produced, when the caller gave no sinks.
+struct CapturedOutput {
+  std::string out, err;
+  /// `given` when set, else a sink appending to `out` (stdout) or `err` (stderr).
+  vmm::OutputSink stdout_sink(const vmm::OutputSink& given);
+  vmm::OutputSink stderr_sink(const vmm::OutputSink& given);
+};
+
 /// Default environment for a job: PATH, HOME, LANG, TERM.
 std::vector<std::string> default_env();
 

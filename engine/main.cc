@@ -1,5 +1,6 @@
-// The vmfork command line: `vmfork run` (cold run of one static program in a fresh VM) and
-// `vmfork accel` (what this host's /dev/kvm offers). Thread-safety: single-threaded main.
+// The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
+// a template), `vmfork template ...` (engine/cli_template.h) and `vmfork accel` (what this host's
+// /dev/kvm offers). Thread-safety: single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,7 +12,10 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "engine/cli_template.h"
+#include "engine/cli_util.h"
 #include "engine/cold_run.h"
+#include "engine/restore.h"
 #include "engine/result_json.h"
 #include "engine/units.h"
 #include "vmm/accel.h"
@@ -20,37 +24,9 @@
 namespace {
 
 using namespace vmfork;
-
-// Finds `name` on $PATH like execvp(3) when it has no slash.
-std::string resolve_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string cand = dirs.substr(start, end - start) + "/" + name;
-    struct stat st;
-    if (stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return cand;
-    start = end + 1;
-  }
-  return name;
-}
-
-void write_all(int fd, std::span<const uint8_t> b) {
-  while (!b.empty()) {
-    ssize_t n = write(fd, b.data(), b.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // reader went away: drop the rest, the job keeps its own exit status
-    b = b.subspan(size_t(n));
-  }
-}
-
-int fail(const std::string& msg) {
-  spdlog::error("{}", msg);
-  return 125;  // like env(1)/timeout(1): vmfork itself failed
-}
+using engine::fail;
+using engine::resolve_program;
+using engine::write_all;
 
 }  // namespace
 
@@ -77,7 +53,15 @@ int main(int argc, char** argv) {
   run->add_flag("--inherit-env", inherit_env, "pass vmfork's own environment to the job");
   run->add_flag("--json", json, "print one JSON result object instead of streaming output");
   run->add_flag("--verbose", verbose, "show the guest kernel's serial log on stderr");
-  run->add_option("command", command, "PROGRAM [ARGS...] (after --)")->required();
+  std::string template_name, store;
+  run->add_option("--template", template_name, "run in a clone of this template instead of a cold VM");
+  run->add_option("--store", store, "template store directory (with --template)");
+  run->add_option("command", command,
+                  "PROGRAM [ARGS...] (after --); with a --template frozen at stdin-wait, none");
+
+  // ---- template
+  engine::TemplateCli template_cli;
+  engine::add_template_cli(app, &template_cli);
 
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
@@ -99,6 +83,12 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (*template_cli.cmd) return engine::run_template_cli(template_cli);
+  if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
+  if (!template_name.empty())
+    for (const char* opt : {"--mem", "--accel", "--stack"})
+      if (run->count(opt)) return fail(std::string(opt) + " comes from the template; it cannot be set with --template");
+
   engine::RunSpec spec;
   auto req = vmm::parse_accel(accel);
   if (!req.ok()) return fail(req.error().message());
@@ -118,7 +108,7 @@ int main(int argc, char** argv) {
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
   spec.verbose = verbose;
-  spec.program = resolve_program(command[0]);
+  if (!command.empty()) spec.program = resolve_program(command[0]);
   spec.argv = command;
   if (inherit_env) {
     for (char** e = environ; *e; e++) spec.env.emplace_back(*e);
@@ -136,7 +126,8 @@ int main(int argc, char** argv) {
     spec.stderr_sink = [](std::span<const uint8_t> b) { write_all(STDERR_FILENO, b); };
   }
 
-  auto result = engine::run_cold(spec);
+  auto result = template_name.empty() ? engine::run_cold(spec)
+                                      : engine::run_in_clone(engine::store_dir(store), template_name, spec);
   if (!result.ok()) return fail(result.error().message());
   if (verbose) {
     std::fprintf(stderr, "%s", result->kernel_log.c_str());

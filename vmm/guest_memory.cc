@@ -16,6 +16,18 @@ Result<GuestMemory> GuestMemory::create_anonymous(uint64_t bytes) {
   return GuestMemory(static_cast<uint8_t*>(p), bytes);
 }
 
+Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t bytes) {
+  if (bytes == 0 || bytes % (2u << 20)) return plain_error("guest memory must be a multiple of 2 MiB");
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) return errno_error("mmap MAP_PRIVATE of " + std::to_string(bytes >> 20) + " MiB template memory");
+  return GuestMemory(static_cast<uint8_t*>(p), bytes);
+}
+
+Status GuestMemory::discard_private() {
+  if (madvise(base_, size_, MADV_DONTNEED) < 0) return errno_error("madvise MADV_DONTNEED of guest memory");
+  return {};
+}
+
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
     : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)) {}
 

@@ -17,6 +17,15 @@ class GuestMemory {
   /// Anonymous private memory of `bytes` (a multiple of 2 MiB), MAP_NORESERVE: pages cost host
   /// memory only once the guest touches them. Errors: mmap failed.
   static Result<GuestMemory> create_anonymous(uint64_t bytes);
+  /// A copy-on-write view of `fd` (a memfd of `bytes`, a multiple of 2 MiB, holding a template's
+  /// memory): MAP_PRIVATE | MAP_NORESERVE, so clones mapping the same fd share every page until
+  /// one writes it, and a write never reaches the file (mmap(2), MAP_PRIVATE). Errors: mmap.
+  static Result<GuestMemory> map_private(int fd, uint64_t bytes);
+
+  /// Drops every private page of this mapping (madvise(2) MADV_DONTNEED): a file-backed
+  /// mapping shows the file's bytes again on the next access, an anonymous one reads zeros.
+  /// The memslot stays valid (KVM re-faults the pages). Errors: madvise failed.
+  Status discard_private();
 
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 namespace vmfork::vmm {
@@ -40,6 +41,39 @@ Result<std::vector<MsrValue>> read_msrs(int fd, const std::vector<uint32_t>& wan
     next += size_t(n) + 1;  // skip the MSR this host cannot read
   }
   return out;
+}
+
+// KVM_SET_MSRS writes entries in order and returns how many it wrote, stopping at the first
+// it refuses. Some MSRs in KVM_GET_MSR_INDEX_LIST are readable but refuse every write in some
+// VM configurations (MSR_KVM_ASYNC_PF_INT 0x4b564d06 without an in-kernel LAPIC). Such an MSR
+// is skipped only if the fresh vCPU already holds the saved value; otherwise the restore fails
+// naming it, because the clone would not match the template.
+Status restore_msrs(int fd, const std::vector<MsrValue>& msrs) {
+  std::vector<uint8_t> buf(sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry));
+  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
+  size_t next = 0;
+  while (next < msrs.size()) {
+    m->nmsrs = uint32_t(msrs.size() - next);
+    for (size_t i = next; i < msrs.size(); i++) {
+      m->entries[i - next] = kvm_msr_entry{};
+      m->entries[i - next].index = msrs[i].index;
+      m->entries[i - next].data = msrs[i].value;
+    }
+    int n = ioctl(fd, KVM_SET_MSRS, m);
+    if (n < 0) return errno_error("KVM_SET_MSRS");
+    next += size_t(n);
+    if (next == msrs.size()) break;
+    const MsrValue& refused = msrs[next];
+    VF_ASSIGN(auto current, read_msrs(fd, {refused.index}));
+    if (current.size() != 1 || current[0].value != refused.value) {
+      char what[96];
+      snprintf(what, sizeof what, "KVM_SET_MSRS refused MSR %#x = %#llx", refused.index,
+               static_cast<unsigned long long>(refused.value));
+      return plain_error(what);
+    }
+    next++;
+  }
+  return {};
 }
 
 }  // namespace
@@ -97,8 +131,7 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
 Status Vcpu::restore(const VcpuState& s) {
   const int fd = this->fd();
   VF_TRY(set_sregs(s.sregs));
-  // One KVM_SET_MSRS; it stops at the first MSR it refuses, which set_msrs names.
-  VF_TRY(set_msrs(s.msrs));
+  VF_TRY(restore_msrs(fd, s.msrs));
   VF_TRY(set_regs(s.regs));
   VF_TRY(ioctl_set(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
   if (!s.xsave.empty()) {

@@ -1,0 +1,73 @@
+// Restoring a clone of a template, in phases that either complete or leave nothing behind:
+//   1. validate + 2. memory, once per template per process (engine/template_image.h): the
+//      manifest and state sections checked without side effects, then guest memory
+//      materialized into a sealed memfd.
+//   3. per clone: the memfd mapped MAP_PRIVATE (copy-on-write), VM, memslot and vCPU created,
+//      then VM state, vCPU state and devices restored (Machine::restore order).
+// The clone starts paused: run_clone() gives it its job and runs it.
+// Thread-safety: each Clone belongs to one thread; restore_clone may run on many threads at
+// once against one TemplateImage.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/cold_run.h"
+#include "engine/run_result.h"
+#include "engine/snapshot_state.h"
+#include "engine/template_image.h"
+#include "engine/template_meta.h"
+#include "snapshot/page_store.h"
+#include "vmm/devices/channel.h"
+#include "vmm/machine.h"
+
+namespace vmfork::engine {
+
+/// Microseconds spent in each per-clone restore phase.
+struct RestoreTimings {
+  double map_us = 0;      // MAP_PRIVATE of the template's memfd
+  double vm_us = 0;       // KVM_CREATE_VM, memslot, vCPU (and irqchip)
+  double state_us = 0;    // VM, vCPU and device state loaded
+  double total_us = 0;
+};
+
+/// A restored, paused clone.
+struct Clone {
+  std::shared_ptr<const TemplateImage> image;  // keeps the memfd and decoded state alive
+  std::unique_ptr<vmm::Machine> machine;
+  RestoreTimings timings;
+};
+
+/// Restores one clone of `image` (phase 3 above). Errors: the failing mmap or KVM call;
+/// nothing is left allocated.
+Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image);
+
+/// TemplateImage::load, then restore_clone: for one-off clones (`vmfork run --template`).
+Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view name);
+
+/// The job a clone runs.
+struct CloneJob {
+  std::string program;                 // kernel-ready templates: the program to run (host path)
+  std::vector<std::string> argv, env;  // kernel-ready templates only
+  vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
+  vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
+  std::chrono::nanoseconds timeout = std::chrono::seconds(30);
+  uint64_t max_output = 64ull << 20;
+};
+
+/// Runs `job` in a restored clone and consumes it. A kernel-ready clone gets the program, its
+/// arguments and fresh entropy and clock; a stdin-wait clone gets its stdin (a program in `job`
+/// is then an error: the template's program is already running). Errors: as run_cold.
+Result<RunResult> run_clone(Clone clone, const CloneJob& job);
+
+/// `vmfork run --template`: opens the store at `store_dir`, restores a clone of `name` and runs
+/// `spec`'s program (kernel-ready templates), stdin, timeout, output limit and sinks in it; mem,
+/// accel, stack and verbose come from the template. Errors: as restore_clone and run_clone.
+Result<RunResult> run_in_clone(const std::filesystem::path& store_dir, std::string_view name,
+                               const RunSpec& spec);
+
+}  // namespace vmfork::engine

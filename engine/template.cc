@@ -1,0 +1,127 @@
+// Template creation (see template.h): boot -> run to the freeze point -> save -> store.
+#include "engine/template.h"
+
+#include "engine/guest_job.h"
+#include "engine/kernel_image.h"
+#include "engine/template_meta.h"
+#include "guest-kernel/abi/vmfork_abi.h"
+#include "vmm/boot.h"
+
+namespace vmfork::engine {
+
+using vmm::Clock;
+
+namespace {
+
+double us_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
+
+// Stdin with no bytes yet and no end: the program's first read finds nothing and waits, which
+// is the stdin-wait freeze point.
+class NoInputYet : public vmm::InputSource {
+ public:
+  Result<Chunk> read(uint8_t*, size_t, Clock::time_point, bool) override { return Chunk{}; }
+};
+
+}  // namespace
+
+const char* freeze_point_name(FreezePoint p) {
+  return p == FreezePoint::kKernelReady ? "kernel-ready" : "stdin-wait";
+}
+
+Result<Frozen> freeze_template(const TemplateSpec& spec) {
+  const auto t_start = Clock::now();
+  const auto deadline = spec.timeout.count() > 0 ? t_start + spec.timeout : Clock::time_point::max();
+  uint64_t mem_bytes = (spec.mem_bytes + (2u << 20) - 1) & ~uint64_t((2u << 20) - 1);
+  if (mem_bytes < 32u << 20) return plain_error("--mem must be at least 32 MiB");
+  Frozen f;
+  f.point = spec.program.empty() ? FreezePoint::kKernelReady : FreezePoint::kStdinWait;
+  JobImage job;
+  if (!spec.program.empty()) {
+    VF_ASSIGN(job, prepare_job(spec.program, spec.argv, spec.env, mem_bytes / 2));
+  }
+
+  VF_ASSIGN(auto kvm, shared_kvm());
+  VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
+  VF_ASSIGN(f.accel, vmm::choose_accel(spec.accel, probe));
+  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::create_anonymous(mem_bytes));
+  VF_ASSIGN(f.machine, vmm::Machine::create(kvm, std::move(mem), spec.irqchip));
+  auto& m = f.machine->memory();
+  VF_ASSIGN(uint64_t entry, vmm::load_kernel(m, embedded_kernel()));
+  VF_TRY(vmm::build_kernel_address_space(m));
+  VF_TRY(vmm::setup_boot_vcpu(f.machine->vcpu(), entry, f.accel == vmm::Accel::kNative));
+  BootParams params{f.accel, spec.verbose, mem_bytes, spec.stack_bytes,
+                    guest_tsc_khz(f.machine->vcpu(), probe)};
+  VF_TRY(init_boot_info(m, params));
+  if (!spec.program.empty()) VF_TRY(place_job(m, job));
+
+  NoInputYet no_input;
+  auto capture = [&](std::span<const uint8_t> b) { f.output.append(reinterpret_cast<const char*>(b.data()), b.size()); };
+  vmm::ChannelDevice channel(m, &no_input, capture, capture, spec.max_output);
+  VF_TRY(channel.start());
+  channel.freeze_at_stdin_wait(true);
+  VF_ASSIGN(vmm::StopInfo stop, f.machine->run(channel, deadline));
+  if (stop.kind != vmm::StopInfo::kFreezePoint || (stop.request == abi::kReqReady) != spec.program.empty()) {
+    RunResult r;
+    classify_stop(stop, channel.page(), &r);
+    std::string why = reason_name(r.reason);
+    if (r.reason == ExitReason::kExited) why += " with status " + std::to_string(r.exit_code);
+    if (r.fault) why += " (" + r.fault->name + " " + r.fault->message + ")";
+    if (stop.kind == vmm::StopInfo::kFreezePoint) why = "stopped at the wrong freeze point";
+    std::string what = spec.program.empty() ? "the guest kernel" : spec.program;
+    return plain_error(what + " " + why + " before reaching the " + freeze_point_name(f.point) +
+                       " freeze point" + (f.output.empty() ? "" : "; its output:\n" + f.output.substr(0, 4096)));
+  }
+  f.boot_us = us_since(t_start);
+
+  const auto t_save = Clock::now();
+  VF_ASSIGN(f.state.machine, f.machine->save());
+  f.state.channel = channel.save();
+  f.save_us = us_since(t_save);
+
+  TemplateMeta meta;
+  meta.abi_major = abi::kAbiMajor;
+  meta.abi_minor = abi::kAbiMinor;
+  meta.accel = f.accel;
+  meta.freeze_point = freeze_point_name(f.point);
+  meta.mem_bytes = mem_bytes;
+  meta.irqchip = spec.irqchip;
+  meta.program = spec.program;
+  meta.argv = spec.argv;
+  meta.env = spec.env;
+  meta.stack_bytes = spec.stack_bytes;
+  meta.tsc_khz = params.tsc_khz;
+  f.metadata_json = meta_to_json(meta);
+  return f;
+}
+
+Result<TemplateCreated> create_template(const TemplateSpec& spec, snapshot::PageStore& store,
+                                        const snapshot::Progress& progress) {
+  const auto t_start = Clock::now();
+  if (progress) progress("boot to freeze point", 0, 1);
+  VF_ASSIGN(Frozen f, freeze_template(spec));
+  if (progress) progress("boot to freeze point", 1, 1);
+  TemplateCreated c;
+  c.point = f.point;
+  c.accel = vmm::accel_name(f.accel);
+  c.boot_us = f.boot_us;
+  c.save_us = f.save_us;
+  c.output = std::move(f.output);
+
+  const auto t_store = Clock::now();
+  snapshot::TemplateInput in;
+  in.name = spec.name;
+  in.created_unix_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count());
+  in.metadata_json = f.metadata_json;
+  in.sections = encode_state(f.state);
+  auto& m = f.machine->memory();
+  in.memory = std::span<const uint8_t>(m.host(), m.size());
+  VF_ASSIGN(c.put, store.put(in, progress));
+  c.store_us = us_since(t_store);
+  c.total_us = us_since(t_start);
+  return c;
+}
+
+}  // namespace vmfork::engine

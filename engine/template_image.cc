@@ -1,0 +1,66 @@
+// Template images (see template_image.h).
+#include "engine/template_image.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "engine/guest_job.h"
+
+namespace vmfork::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double us_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot::PageStore& store,
+                                                                  std::string_view name) {
+  const auto t_start = Clock::now();
+  auto img = std::make_shared<TemplateImage>();
+  img->name_ = std::string(name);
+
+  // ---- validate, without side effects
+  VF_ASSIGN(snapshot::Template t, store.load(name));
+  VF_ASSIGN(img->meta_, meta_from_json(t.metadata_json()));
+  VF_ASSIGN(img->state_, decode_state(t));
+  const std::string what = "template " + img->name_;
+  if (img->meta_.mem_bytes != t.mem_bytes())
+    return plain_error(what + ": metadata says " + std::to_string(img->meta_.mem_bytes) +
+                       " bytes of memory, the page map " + std::to_string(t.mem_bytes()));
+  if (t.mem_bytes() % (2u << 20)) return plain_error(what + ": memory is not a multiple of 2 MiB");
+  const bool chip = img->meta_.irqchip;
+  if (chip != img->state_.machine.vm.irqchip.has_value() || chip != img->state_.machine.vcpu.lapic.has_value())
+    return plain_error(what + ": irqchip in metadata and state sections disagree");
+  if (img->state_.channel.output_limited) return plain_error(what + ": frozen after its output limit was hit");
+  VF_ASSIGN(auto kvm, shared_kvm());
+  VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
+  VF_TRY(check_restorable(img->meta_, probe));
+  img->nonzero_pages_ = t.nonzero_pages();
+  img->validate_us_ = us_since(t_start);
+
+  // ---- materialize into a memfd; zero pages stay holes
+  const auto t_mem = Clock::now();
+  img->memfd_ = Fd(memfd_create(("vmfork-template:" + img->name_).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!img->memfd_.valid()) return errno_error("memfd_create for " + what);
+  if (ftruncate(img->memfd(), off_t(t.mem_bytes())) < 0) return errno_error("ftruncate of the memfd of " + what);
+  void* p = mmap(nullptr, t.mem_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, img->memfd(), 0);
+  if (p == MAP_FAILED) return errno_error("mmap of the memfd of " + what);
+  Status read = store.read_memory(t, std::span<uint8_t>(static_cast<uint8_t*>(p), t.mem_bytes()));
+  munmap(p, t.mem_bytes());
+  VF_TRY(read);
+  // Freeze the file: clones map it MAP_PRIVATE (still allowed); nothing can write it again.
+  if (fcntl(img->memfd(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+    return errno_error("fcntl F_ADD_SEALS on the memfd of " + what);
+  img->materialize_us_ = us_since(t_mem);
+  return std::shared_ptr<const TemplateImage>(std::move(img));
+}
+
+}  // namespace vmfork::engine

@@ -1,0 +1,37 @@
+// A template's metadata: what it was made from and what a restore must match. Stored as the
+// manifest's metadata JSON (docs/snapshot-format.md lists the keys). Thread-safety: pure values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "vmm/accel.h"
+
+namespace vmfork::engine {
+
+struct TemplateMeta {
+  uint32_t abi_major = 0, abi_minor = 0;  // guest ABI of the kernel inside the template
+  vmm::Accel accel = vmm::Accel::kNative;  // mode the guest kernel was booted in
+  std::string freeze_point;                // "kernel-ready" or "stdin-wait"
+  uint64_t mem_bytes = 0;
+  bool irqchip = false;
+  std::string program;                     // host path, empty for kernel-ready
+  std::vector<std::string> argv, env;
+  uint64_t stack_bytes = 0;
+  uint64_t tsc_khz = 0;                    // guest TSC frequency at creation
+};
+
+std::string meta_to_json(const TemplateMeta& m);
+
+/// Parses and validates. Errors: not JSON, a missing or mistyped key, an unknown accelerator
+/// or freeze point, naming the key.
+Result<TemplateMeta> meta_from_json(std::string_view json);
+
+/// Checks a restore on this host can work: same guest ABI major, and the template's
+/// accelerator available (a PVM-native template needs a PVM host with native mode).
+Status check_restorable(const TemplateMeta& m, const vmm::AccelProbe& probe);
+
+}  // namespace vmfork::engine
