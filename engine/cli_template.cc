@@ -121,7 +121,7 @@ int create(const TemplateCli& c, snapshot::PageStore& store) {
         {"pages_deduped", p.pages_deduped}, {"frames_written", p.frames_written},
         {"pack_bytes", p.pack_bytes}, {"manifest_bytes", p.manifest_bytes},
         {"boot_us", r->boot_us}, {"save_us", r->save_us}, {"store_us", r->store_us}, {"total_us", r->total_us}};
-    std::cout << j.dump() << "\n";
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::printf("template %s: frozen at %s (%s mode) after %.1f ms\n", c.name.c_str(), freeze_point_name(r->point),
                 r->accel.c_str(), r->boot_us / 1000);
@@ -140,7 +140,8 @@ int inspect(const TemplateCli& c, snapshot::PageStore& store) {
   if (!t.ok()) return fail(t.error().message());
   auto s = store.inspect(c.name);
   if (!s.ok()) return fail(s.error().message());
-  nlohmann::json meta = nlohmann::json::parse(t->metadata_json(), nullptr, false);
+  // The metadata is data from disk: show it only once it has been validated.
+  auto meta = meta_from_json(t->metadata_json());
   if (c.json) {
     nlohmann::json j = {{"name", c.name},
                         {"created_unix_ns", t->created_unix_ns()},
@@ -153,15 +154,19 @@ int inspect(const TemplateCli& c, snapshot::PageStore& store) {
                         {"bytes_on_disk", s->bytes_on_disk},
                         {"bytes_stored_uncompressed", s->bytes_stored_uncompressed},
                         {"compression_ratio", s->compression_ratio},
-                        {"metadata", meta}};
-    std::cout << j.dump() << "\n";
+                        {"metadata", meta.ok() ? nlohmann::json::parse(meta_to_json(*meta)) : nlohmann::json()}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::printf("template %s\n", c.name.c_str());
-  if (meta.is_object()) {
-    std::printf("  freeze point: %s, accel %s, memory %s\n", meta.value("freeze_point", "?").c_str(),
-                meta.value("accel", "?").c_str(), mib(t->mem_bytes()).c_str());
-    if (meta.contains("argv") && !meta["argv"].empty()) std::printf("  program: %s\n", meta["argv"].dump().c_str());
+  if (meta.ok()) {
+    std::printf("  freeze point: %s, accel %s, memory %s\n", meta->freeze_point.c_str(),
+                vmm::accel_name(meta->accel), mib(t->mem_bytes()).c_str());
+    std::string argv;
+    for (const auto& a : meta->argv) argv += (argv.empty() ? "" : " ") + a;
+    if (!argv.empty()) std::printf("  program: %s\n", argv.c_str());
+  } else {
+    std::printf("  metadata: invalid (%s)\n", meta.error().message().c_str());
   }
   std::printf("  pages: %llu total, %llu zero, %llu unique, %llu shared with other templates\n",
               static_cast<unsigned long long>(s->pages_total), static_cast<unsigned long long>(s->pages_zero),
@@ -183,7 +188,7 @@ int run_template_cli(const TemplateCli& c) {
   if (*c.ls) {
     auto names = s.list();
     if (!names.ok()) return fail(names.error().message());
-    if (c.json) std::cout << nlohmann::json(*names).dump() << "\n";
+    if (c.json) std::cout << nlohmann::json(*names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     else for (auto& n : *names) std::printf("%s\n", n.c_str());
     return 0;
   }

@@ -2,9 +2,7 @@
 #include "engine/cold_run.h"
 
 #include "engine/guest_job.h"
-#include "engine/kernel_image.h"
 #include "guest-kernel/abi/vmfork_abi.h"
-#include "vmm/boot.h"
 #include "vmm/machine.h"
 
 namespace vmfork::engine {
@@ -12,46 +10,28 @@ namespace vmfork::engine {
 namespace abi = vmfork::abi;
 using vmm::Clock;
 
-namespace {
-
-double us_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
-
-}  // namespace
-
 Result<RunResult> run_cold(const RunSpec& spec) {
   const auto t_start = Clock::now();
   const auto deadline = spec.timeout.count() > 0 ? t_start + spec.timeout : Clock::time_point::max();
   RunResult result;
-  uint64_t mem_bytes = (spec.mem_bytes + (2u << 20) - 1) & ~uint64_t((2u << 20) - 1);
-  if (mem_bytes < 32u << 20) return plain_error("--mem must be at least 32 MiB");
+  VF_ASSIGN(uint64_t mem_bytes, guest_mem_bytes(spec.mem_bytes));
 
   // Host-side checks first, so a bad program fails before any VM exists.
   VF_ASSIGN(JobImage job, prepare_job(spec.program, spec.argv, spec.env, mem_bytes / 2));
 
-  // ---- create
+  // ---- create and boot (host part): VM, kernel, page tables, vCPU state, BootInfo
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   VF_ASSIGN(vmm::Accel accel, vmm::choose_accel(spec.accel, probe));
   result.accel = vmm::accel_name(accel);
-  const auto t_create = Clock::now();
-  VF_ASSIGN(auto machine, vmm::Machine::create(kvm, mem_bytes));
-  result.timings.create_us = us_since(t_create);
+  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, accel, probe, spec.stack_bytes, spec.verbose, false));
+  auto& machine = booted.machine;
+  result.timings.create_us = booted.create_us;
+  double boot_host_us = booted.boot_us;
 
-  // ---- boot (host part): kernel, page tables, vCPU state
-  const auto t_boot = Clock::now();
-  auto& mem = machine->memory();
-  VF_ASSIGN(uint64_t entry, vmm::load_kernel(mem, embedded_kernel()));
-  VF_TRY(vmm::build_kernel_address_space(mem));
-  VF_TRY(vmm::setup_boot_vcpu(machine->vcpu(), entry, accel == vmm::Accel::kNative));
-  double boot_host_us = us_since(t_boot);
-
-  // ---- load (host part): program image, arguments, boot info
+  // ---- load (host part): program image and arguments
   const auto t_load = Clock::now();
-  BootParams params{accel, spec.verbose, mem_bytes, spec.stack_bytes,
-                    guest_tsc_khz(machine->vcpu(), probe)};
-  VF_TRY(init_boot_info(mem, params));
+  auto& mem = machine->memory();
   VF_TRY(place_job(mem, job));
   const auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
   CapturedOutput captured;

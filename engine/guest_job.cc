@@ -15,6 +15,8 @@
 
 #include "common/fd.h"
 #include "engine/fault_names.h"
+#include "engine/kernel_image.h"
+#include "vmm/boot.h"
 #include "vmm/elf.h"
 
 namespace vmfork::engine {
@@ -175,7 +177,34 @@ Status refresh_entropy_and_clock(abi::BootInfo* boot) {
   clock_gettime(CLOCK_REALTIME, &now);
   boot->clock_tsc = __rdtsc();
   boot->clock_realtime_ns = uint64_t(now.tv_sec) * 1000000000 + uint64_t(now.tv_nsec);
+  boot->generation++;  // the guest notices at its next doorbell and takes all of the above
   return {};
+}
+
+Result<uint64_t> guest_mem_bytes(uint64_t requested) {
+  uint64_t bytes = (requested + (2u << 20) - 1) & ~uint64_t((2u << 20) - 1);
+  if (bytes < kMinGuestBytes || bytes < requested)
+    return plain_error("guest memory must be at least " + std::to_string(kMinGuestBytes >> 20) + " MiB");
+  return bytes;
+}
+
+Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const vmm::AccelProbe& probe,
+                                   uint64_t stack_bytes, bool verbose, bool irqchip) {
+  BootedMachine b;
+  const auto t_create = std::chrono::steady_clock::now();
+  VF_ASSIGN(auto kvm, shared_kvm());
+  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::create_anonymous(mem_bytes));
+  VF_ASSIGN(b.machine, vmm::Machine::create(kvm, std::move(mem), irqchip));
+  b.create_us = us_since(t_create);
+  const auto t_boot = std::chrono::steady_clock::now();
+  auto& m = b.machine->memory();
+  VF_ASSIGN(uint64_t entry, vmm::load_kernel(m, embedded_kernel()));
+  VF_TRY(vmm::build_kernel_address_space(m));
+  VF_TRY(vmm::setup_boot_vcpu(b.machine->vcpu(), entry, accel == vmm::Accel::kNative));
+  b.params = BootParams{accel, verbose, mem_bytes, stack_bytes, guest_tsc_khz(b.machine->vcpu(), probe)};
+  VF_TRY(init_boot_info(m, b.params));
+  b.boot_us = us_since(t_boot);
+  return b;
 }
 
 Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p) {

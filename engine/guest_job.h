@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/timing.h"
 #include "engine/run_result.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/accel.h"
@@ -36,6 +37,13 @@ struct JobImage {
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
                              const std::vector<std::string>& env, uint64_t max_bytes);
 
+/// Smallest guest: the ABI's fixed buffers end at 8 MiB (abi::kProgramGpa); the rest is room
+/// for the program and its memory. Every path that makes or restores a guest enforces it.
+inline constexpr uint64_t kMinGuestBytes = 32ull << 20;
+
+/// `requested` rounded up to 2 MiB. Errors: below kMinGuestBytes.
+Result<uint64_t> guest_mem_bytes(uint64_t requested);
+
 /// The fields of BootInfo that describe the machine, not the job.
 struct BootParams {
   vmm::Accel accel = vmm::Accel::kNative;
@@ -49,12 +57,27 @@ struct BootParams {
 /// stops at kReqReady) and fresh entropy and clock. Errors: getrandom failed.
 Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p);
 
+/// A new machine with the guest kernel loaded, page tables built, vCPU 0 at the kernel entry
+/// and a BootInfo without a job: ready for place_job() and run.
+struct BootedMachine {
+  std::unique_ptr<vmm::Machine> machine;
+  BootParams params;
+  double create_us = 0;  // VM, memslot, vCPU
+  double boot_us = 0;    // kernel load, page tables, vCPU state, BootInfo
+};
+
+/// Makes a BootedMachine of `mem_bytes` (already rounded, see guest_mem_bytes) for `accel`.
+/// Errors: the failing KVM call or mmap, a bad embedded kernel.
+Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const vmm::AccelProbe& probe,
+                                   uint64_t stack_bytes, bool verbose, bool irqchip);
+
 /// Copies `job` to abi::kProgramGpa and abi::kArgsGpa and points BootInfo at them (free_gpa just
 /// past the program). Errors: the program leaves less than 16 MiB of guest memory free.
 Status place_job(vmm::GuestMemory& mem, const JobImage& job);
 
-/// Gives BootInfo 32 new bytes of host entropy and a new (guest TSC, CLOCK_REALTIME) pair, as
-/// every boot and every clone needs. Errors: getrandom failed.
+/// Gives BootInfo 32 new bytes of host entropy and a new (guest TSC, CLOCK_REALTIME) pair and
+/// increments its generation, as every boot and every clone needs (a clone's kernel reseeds at
+/// its next doorbell, guest-kernel/abi/vmfork_abi.h). Errors: getrandom failed.
 Status refresh_entropy_and_clock(abi::BootInfo* boot);
 
 /// The guest TSC frequency in kHz: KVM_GET_TSC_KHZ, else the PVM MSR the probe read.

@@ -8,14 +8,6 @@ namespace vmfork::engine {
 
 using vmm::Clock;
 
-namespace {
-
-double us_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
-
-}  // namespace
-
 Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image) {
   const auto t_start = Clock::now();
   Clone c;
@@ -40,6 +32,23 @@ Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view n
 
 Result<RunResult> run_clone(Clone clone, const CloneJob& job) {
   const auto t_start = Clock::now();
+  VF_ASSIGN(RunResult result, run_job_in(clone, job));
+  const auto t_teardown = Clock::now();
+  clone.machine.reset();
+  result.timings.teardown_us = us_since(t_teardown);
+  result.timings.total_us = clone.timings.total_us + us_since(t_start);
+  return result;
+}
+
+Status reset_clone(Clone& clone) {
+  const auto t_start = Clock::now();
+  VF_TRY(clone.machine->reset(clone.image->state().machine));
+  clone.timings.reset_us = us_since(t_start);
+  return {};
+}
+
+Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
+  const auto t_start = Clock::now();
   const auto deadline = job.timeout.count() > 0 ? t_start + job.timeout : Clock::time_point::max();
   RunResult result;
   const TemplateMeta& meta = clone.image->meta();
@@ -55,13 +64,19 @@ Result<RunResult> run_clone(Clone clone, const CloneJob& job) {
   auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
   if (kernel_ready) {
     if (job.program.empty()) return plain_error("template " + name + " has no program: give one");
-    VF_ASSIGN(JobImage image, prepare_job(job.program, job.argv, job.env, mem.size() / 2));
+    VF_ASSIGN(JobImage image, prepare_job(job.program, job.argv, job.env.empty() ? default_env() : job.env,
+                                          mem.size() / 2));
     VF_TRY(place_job(mem, image));
-    VF_TRY(refresh_entropy_and_clock(boot));
-  } else if (!job.program.empty()) {
+  } else if (!job.program.empty() || (!job.env.empty() && job.env != meta.env)) {
     return plain_error("template " + name + " already runs " + meta.program +
-                       "; a clone takes only stdin");
+                       " with its own arguments and environment; a clone takes only stdin");
   }
+  // Both kinds: this host's TSC rate, new entropy, clock and generation; the guest takes them
+  // at once on resume (BootInfo.generation).
+  VF_ASSIGN(auto kvm, shared_kvm());
+  VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
+  boot->tsc_khz = guest_tsc_khz(machine.vcpu(), probe);
+  VF_TRY(refresh_entropy_and_clock(boot));
   CapturedOutput captured;
   vmm::ChannelDevice channel(mem, job.stdin_source, captured.stdout_sink(job.stdout_sink),
                              captured.stderr_sink(job.stderr_sink), job.max_output);
@@ -88,12 +103,7 @@ Result<RunResult> run_clone(Clone clone, const CloneJob& job) {
   result.stdout_data = std::move(captured.out);
   result.stderr_data = std::move(captured.err);
   collect_counters(channel, machine, &result);
-
-  // ---- teardown
-  const auto t_teardown = Clock::now();
-  clone.machine.reset();
-  result.timings.teardown_us = us_since(t_teardown);
-  result.timings.total_us = clone.timings.total_us + us_since(t_start);
+  result.timings.total_us = us_since(t_start);
   return result;
 }
 

@@ -32,7 +32,8 @@ struct RestoreTimings {
   double map_us = 0;      // MAP_PRIVATE of the template's memfd
   double vm_us = 0;       // KVM_CREATE_VM, memslot, vCPU (and irqchip)
   double state_us = 0;    // VM, vCPU and device state loaded
-  double total_us = 0;
+  double total_us = 0;    // map + vm + state
+  double reset_us = 0;    // the last reset_clone, if any
 };
 
 /// A restored, paused clone.
@@ -52,12 +53,24 @@ Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view n
 /// The job a clone runs.
 struct CloneJob {
   std::string program;                 // kernel-ready templates: the program to run (host path)
-  std::vector<std::string> argv, env;  // kernel-ready templates only
+  std::vector<std::string> argv;       // kernel-ready templates only
+  std::vector<std::string> env;        // kernel-ready: empty means default_env(); stdin-wait:
+                                       // must be empty or the template's own
   vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
   vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);
   uint64_t max_output = 64ull << 20;
 };
+
+/// Runs `job` in `clone` and leaves the (used) clone alive, for reset_clone or destruction.
+/// timings.total_us covers this call only; create_us is the clone's restore. Errors: as run_clone.
+Result<RunResult> run_job_in(Clone& clone, const CloneJob& job);
+
+/// Puts a used clone back in its template's state in place: pending I/O completed, every
+/// private memory page dropped so the template's pages show through again, then VM, vCPU and
+/// device state restored (vmm::Machine::reset). Errors: the failing madvise or KVM call; the
+/// clone must then be destroyed.
+Status reset_clone(Clone& clone);
 
 /// Runs `job` in a restored clone and consumes it. A kernel-ready clone gets the program, its
 /// arguments and fresh entropy and clock; a stdin-wait clone gets its stdin (a program in `job`

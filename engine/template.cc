@@ -2,10 +2,8 @@
 #include "engine/template.h"
 
 #include "engine/guest_job.h"
-#include "engine/kernel_image.h"
 #include "engine/template_meta.h"
 #include "guest-kernel/abi/vmfork_abi.h"
-#include "vmm/boot.h"
 
 namespace vmfork::engine {
 
@@ -13,9 +11,6 @@ using vmm::Clock;
 
 namespace {
 
-double us_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
 
 // Stdin with no bytes yet and no end: the program's first read finds nothing and waits, which
 // is the stdin-wait freeze point.
@@ -33,8 +28,7 @@ const char* freeze_point_name(FreezePoint p) {
 Result<Frozen> freeze_template(const TemplateSpec& spec) {
   const auto t_start = Clock::now();
   const auto deadline = spec.timeout.count() > 0 ? t_start + spec.timeout : Clock::time_point::max();
-  uint64_t mem_bytes = (spec.mem_bytes + (2u << 20) - 1) & ~uint64_t((2u << 20) - 1);
-  if (mem_bytes < 32u << 20) return plain_error("--mem must be at least 32 MiB");
+  VF_ASSIGN(uint64_t mem_bytes, guest_mem_bytes(spec.mem_bytes));
   Frozen f;
   f.point = spec.program.empty() ? FreezePoint::kKernelReady : FreezePoint::kStdinWait;
   JobImage job;
@@ -45,15 +39,10 @@ Result<Frozen> freeze_template(const TemplateSpec& spec) {
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   VF_ASSIGN(f.accel, vmm::choose_accel(spec.accel, probe));
-  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::create_anonymous(mem_bytes));
-  VF_ASSIGN(f.machine, vmm::Machine::create(kvm, std::move(mem), spec.irqchip));
+  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, f.accel, probe, spec.stack_bytes, spec.verbose, spec.irqchip));
+  f.machine = std::move(booted.machine);
+  const BootParams& params = booted.params;
   auto& m = f.machine->memory();
-  VF_ASSIGN(uint64_t entry, vmm::load_kernel(m, embedded_kernel()));
-  VF_TRY(vmm::build_kernel_address_space(m));
-  VF_TRY(vmm::setup_boot_vcpu(f.machine->vcpu(), entry, f.accel == vmm::Accel::kNative));
-  BootParams params{f.accel, spec.verbose, mem_bytes, spec.stack_bytes,
-                    guest_tsc_khz(f.machine->vcpu(), probe)};
-  VF_TRY(init_boot_info(m, params));
   if (!spec.program.empty()) VF_TRY(place_job(m, job));
 
   NoInputYet no_input;

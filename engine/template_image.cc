@@ -11,15 +11,7 @@
 
 namespace vmfork::engine {
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
-
-double us_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
-
-}  // namespace
 
 Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot::PageStore& store,
                                                                   std::string_view name) {
@@ -35,7 +27,9 @@ Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot:
   if (img->meta_.mem_bytes != t.mem_bytes())
     return plain_error(what + ": metadata says " + std::to_string(img->meta_.mem_bytes) +
                        " bytes of memory, the page map " + std::to_string(t.mem_bytes()));
-  if (t.mem_bytes() % (2u << 20)) return plain_error(what + ": memory is not a multiple of 2 MiB");
+  if (t.mem_bytes() % (2u << 20) || t.mem_bytes() < kMinGuestBytes)
+    return plain_error(what + ": memory of " + std::to_string(t.mem_bytes()) +
+                       " bytes is not a multiple of 2 MiB of at least " + std::to_string(kMinGuestBytes >> 20) + " MiB");
   const bool chip = img->meta_.irqchip;
   if (chip != img->state_.machine.vm.irqchip.has_value() || chip != img->state_.machine.vcpu.lapic.has_value())
     return plain_error(what + ": irqchip in metadata and state sections disagree");

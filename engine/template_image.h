@@ -1,8 +1,8 @@
 // A template made ready for cloning inside this process: its manifest validated, its state
 // sections decoded, its metadata checked against this host, and its memory materialized once
 // into a sealed memfd from the page store (io_uring reads, frames decompressed on two threads,
-// every page's hash checked; zero pages are never written, so they stay holes that cost
-// nothing). Every clone maps that memfd MAP_PRIVATE: clones share all pages until they write
+// every page's hash checked; zero pages are never written, so they stay holes: no disk or
+// memory until a clone reads one, which then maps one shared zero-filled shmem page). Every clone maps that memfd MAP_PRIVATE: clones share all pages until they write
 // one, and no clone can change the template (F_SEAL_WRITE, memfd_create(2), fcntl(2) "File
 // Sealing").
 // Thread-safety: immutable after load(); share it between threads with shared_ptr.

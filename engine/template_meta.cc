@@ -1,6 +1,7 @@
 // Template metadata JSON (see template_meta.h).
 #include "engine/template_meta.h"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "guest-kernel/abi/vmfork_abi.h"
@@ -18,7 +19,8 @@ std::string meta_to_json(const TemplateMeta& m) {
       {"env", m.env},                 {"stack_bytes", m.stack_bytes},
       {"tsc_khz", m.tsc_khz},
   };
-  return j.dump();
+  // Arguments are host bytes, not always UTF-8: replace invalid sequences instead of throwing.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<TemplateMeta> meta_from_json(std::string_view text) {
@@ -37,7 +39,9 @@ Result<TemplateMeta> meta_from_json(std::string_view text) {
       else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
         ok = it->is_array();
         for (auto& e : *it) ok = ok && e.is_string();
-      } else ok = it->is_number_unsigned();
+      } else {
+        ok = it->is_number_unsigned() && it->template get<uint64_t>() <= std::numeric_limits<T>::max();
+      }
     }
     if (!ok) return plain_error(std::string("template metadata: key '") + key + "' missing or of the wrong type");
     *out = it->template get<T>();

@@ -31,6 +31,7 @@ constexpr uint64_t kPieBase = 0x555555554000ull;  // where Linux puts ET_DYN wit
 
 const char* g_exe = "";
 uint64_t g_brk;
+uint64_t g_at_random;  // job VA of the AT_RANDOM bytes
 
 uint32_t prot_of(uint32_t pf) {
   return ((pf & PF_R) ? mm::kRead : 0) | ((pf & PF_W) ? mm::kWrite : 0) |
@@ -83,6 +84,7 @@ struct StackBuilder {
 
 const char* exe_path() { return g_exe; }
 uint64_t initial_brk() { return g_brk; }
+uint64_t at_random_va() { return g_at_random; }
 
 void load(uint64_t* entry, uint64_t* sp) {
   const uint8_t* image = phys(boot->program_gpa);
@@ -144,6 +146,7 @@ void load(uint64_t* entry, uint64_t* sp) {
   uint8_t rnd[16];
   random::fill(rnd, sizeof rnd);
   uint64_t random_va = s.push(rnd, sizeof rnd);
+  g_at_random = random_va;
   uint64_t platform_va = s.push("x86_64", 7);
   // The exe path is the last string.
   uint64_t off = 0, idx = 0, exe_va = 0;

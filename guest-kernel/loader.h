@@ -13,6 +13,8 @@ void load(uint64_t* entry, uint64_t* sp);
 
 /// The executable path given by the VMM (for readlink("/proc/self/exe")).
 const char* exe_path();
+/// Job virtual address of the 16 AT_RANDOM bytes (0 before a job is loaded).
+uint64_t at_random_va();
 /// Initial program break (page-aligned end of the highest segment).
 uint64_t initial_brk();
 

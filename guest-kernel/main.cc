@@ -1,6 +1,7 @@
 // Guest kernel entry (kmain), the doorbell to the VMM, logging, traps and the end of a job.
 // Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, files -> [no program:
-// kReqReady, the template freeze point] -> page allocator -> load the job's ELF -> IRETQ to it. Single vCPU, no interrupts: nothing here is re-entered.
+// kReqReady, the template freeze point] -> page allocator -> load the job's ELF -> IRETQ to it.
+// Single vCPU, no interrupts: nothing here is re-entered.
 #include "arch.h"
 #include "clock.h"
 #include "files.h"
@@ -23,9 +24,21 @@ BootInfo* boot;
 Channel* chan;
 bool verbose;
 
+static uint64_t g_generation;
+
+// A restored clone resumes from some doorbell with a new BootInfo.generation: take the new
+// clock pair and entropy before anything else runs (see BootInfo.generation).
+static void refresh_identity() {
+  g_generation = boot->generation;
+  clock::init();
+  random::seed(boot->entropy);
+  if (uint64_t at = loader::at_random_va()) random::fill(reinterpret_cast<void*>(at), 16);
+}
+
 void ring(Request r) {
   chan->request = r;
   arch::out32(kDoorbellPort, r);
+  if (boot->generation != g_generation) refresh_identity();
 }
 
 void log(const char* s) {
@@ -135,17 +148,17 @@ static void check_boot_info() {
   arch::wrmsr(arch::kMsrStar, (uint64_t(kUserCs32 - 3) << 48) | (uint64_t(kKernelCs) << 32));
   arch::wrmsr(arch::kMsrLstar, reinterpret_cast<uint64_t>(&syscall_entry));
   arch::wrmsr(arch::kMsrSfmask, 0x47700);  // clear TF, DF, IF, IOPL, NT, AC on entry
+  g_generation = boot->generation;
   clock::init();
   random::seed(boot->entropy);
   files::init();
   if (boot->program_bytes == 0) {
     // No job yet: this is a template's freeze point. Each clone resumes from this OUT with its
-    // own job, entropy and clock in BootInfo, so everything derived from them is redone here.
+    // own job in BootInfo and a new generation, so ring() has already re-read the clock and
+    // reseeded the CSPRNG; the job's fields are validated again here.
     ring(kReqReady);
     check_boot_info();
     if (boot->program_bytes == 0) panic("resumed from kReqReady without a program");
-    clock::init();
-    random::seed(boot->entropy);
   }
   pmm::init(boot->free_gpa, boot->mem_bytes);
   chan->tsc_ready = arch::rdtsc();

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <string>
 
@@ -147,6 +148,7 @@ TEST_P(Templates, StdinWaitProgramContinuesToItsOutput) {
   store_frozen(*store_, "warm", *frozen);
 
   std::string sum;
+  std::set<std::string> random_bytes;
   for (const char* input : {"first clone", "second"}) {
     auto clone = engine::restore_clone(*store_, "warm");
     ASSERT_TRUE(clone.ok()) << clone.error().message();
@@ -159,6 +161,14 @@ TEST_P(Templates, StdinWaitProgramContinuesToItsOutput) {
     auto s = r.stdout_data.substr(r.stdout_data.find("sum="), 20);
     if (sum.empty()) sum = s;
     EXPECT_EQ(s, sum);
+    // Fresh entropy per clone, although both resume the same frozen CSPRNG: getrandom and the
+    // AT_RANDOM bytes differ between clones (BootInfo.generation).
+    auto field = [&](const char* key) {
+      size_t at = r.stdout_data.find(key);
+      return at == std::string::npos ? std::string() : r.stdout_data.substr(at, strlen(key) + 32);
+    };
+    EXPECT_TRUE(random_bytes.insert(field("rnd=")).second) << r.stdout_data;
+    EXPECT_TRUE(random_bytes.insert(field("at_random=")).second) << r.stdout_data;
     // The clock is the host's, not the template's.
     auto t = std::stoll(r.stdout_data.substr(r.stdout_data.find("time=") + 5));
     EXPECT_NEAR(double(t), double(::time(nullptr)), 5.0);

@@ -18,6 +18,10 @@ Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm,
 
 Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm, GuestMemory mem,
                                                  bool irqchip) {
+  // The channel and boot pages are reached at fixed addresses: refuse memory too small for them.
+  if (mem.size() < abi::kMinMemBytes)
+    return plain_error("guest memory of " + std::to_string(mem.size()) + " bytes is below the ABI minimum of " +
+                       std::to_string(abi::kMinMemBytes) + " bytes");
   VF_ASSIGN(auto vm, Vm::create(std::move(kvm)));
   if (irqchip) VF_TRY(vm->create_irqchip());
   VF_TRY(vm->set_memslot(0, 0, mem.host(), mem.size()));
@@ -25,12 +29,25 @@ Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm,
   return std::unique_ptr<Machine>(new Machine(std::move(mem), std::move(vm), std::move(vcpu)));
 }
 
-Result<Machine::State> Machine::save() {
+Status Machine::complete_pending_io() {
   kvm_run* run = vcpu_->run_struct();
   run->immediate_exit = 1;
   auto entered = vcpu_->run();  // completes a pending KVM_EXIT_IO, then returns EINTR at once
   run->immediate_exit = 0;
   if (!entered.ok()) return entered.error();
+  return {};
+}
+
+Status Machine::reset(const State& s) {
+  VF_TRY(complete_pending_io());
+  VF_TRY(mem_.discard_private());
+  VF_TRY(restore(s));
+  serial_.clear_log();
+  return {};
+}
+
+Result<Machine::State> Machine::save() {
+  VF_TRY(complete_pending_io());
   State s;
   VF_ASSIGN(s.vm, vm_->save());
   VF_ASSIGN(s.vcpu, vcpu_->save(vm_->has_irqchip()));

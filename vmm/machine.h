@@ -63,11 +63,18 @@ class Machine {
   /// Loads `s` into this (fresh) machine: VM state, then vCPU (vcpu_state.h order), then the
   /// serial device. Errors: the failing ioctl; the machine must then be discarded.
   Status restore(const State& s);
+  /// Returns a used machine to `s` in place: completes any pending I/O exit, drops every
+  /// private page of guest memory (GuestMemory::discard_private: a clone's memory shows its
+  /// template's bytes again), loads `s` as restore() does and clears the serial log.
+  /// Errors: the failing madvise or ioctl; the machine must then be discarded.
+  Status reset(const State& s);
   bool has_irqchip() const { return vm_->has_irqchip(); }
 
  private:
   Machine(GuestMemory mem, std::unique_ptr<Vm> vm, std::unique_ptr<Vcpu> vcpu)
       : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
+
+  Status complete_pending_io();
 
   GuestMemory mem_;  // declared first: destroyed after the VM that maps it
   std::unique_ptr<Vm> vm_;

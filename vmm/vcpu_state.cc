@@ -6,63 +6,72 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace vmfork::vmm {
 
 namespace {
 
-Status ioctl_get(int fd, unsigned long req, void* arg, const char* name) {
-  if (ioctl(fd, req, arg) < 0) return errno_error(name);
+constexpr uint32_t kMsrTscDeadline = 0x6e0;
+// KVM_GET_MSRS / KVM_SET_MSRS refuse more than this many entries per call (E2BIG).
+constexpr size_t kMsrsPerCall = 255;
+
+// One state ioctl; `arg` is only written for GET requests.
+Status kvm_ioctl(int fd, unsigned long req, const void* arg, const char* name) {
+  if (ioctl(fd, req, const_cast<void*>(arg)) < 0) return errno_error(name);
   return {};
 }
 
-Status ioctl_set(int fd, unsigned long req, const void* arg, const char* name) {
-  if (ioctl(fd, req, arg) < 0) return errno_error(name);
-  return {};
+// One KVM_GET_MSRS or KVM_SET_MSRS of entries[0..n), n <= kMsrsPerCall. KVM processes the
+// entries in order and returns how many succeeded, stopping at the first it refuses.
+Result<size_t> msrs_call(int fd, unsigned long req, kvm_msr_entry* entries, size_t n) {
+  alignas(kvm_msrs) uint8_t buf[sizeof(kvm_msrs) + kMsrsPerCall * sizeof(kvm_msr_entry)];
+  auto* m = reinterpret_cast<kvm_msrs*>(buf);
+  *m = kvm_msrs{};
+  m->nmsrs = uint32_t(n);
+  std::memcpy(m->entries, entries, n * sizeof(kvm_msr_entry));
+  int done = ioctl(fd, req, m);
+  if (done < 0) return errno_error(req == KVM_GET_MSRS ? "KVM_GET_MSRS" : "KVM_SET_MSRS");
+  std::memcpy(entries, m->entries, n * sizeof(kvm_msr_entry));
+  return size_t(done);
 }
 
-// KVM_GET_MSRS reads entries in order and returns how many it read, stopping at the first it
-// cannot; so one call reads everything up to an unreadable MSR, which is then skipped.
+kvm_msr_entry entry(uint32_t index, uint64_t value = 0) {
+  kvm_msr_entry e{};
+  e.index = index;
+  e.data = value;
+  return e;
+}
+
+// Reads every MSR of `wanted` the vCPU can read; an unreadable one is skipped.
 Result<std::vector<MsrValue>> read_msrs(int fd, const std::vector<uint32_t>& wanted) {
   std::vector<MsrValue> out;
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + wanted.size() * sizeof(kvm_msr_entry));
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
   size_t next = 0;
   while (next < wanted.size()) {
-    m->nmsrs = uint32_t(wanted.size() - next);
-    for (size_t i = next; i < wanted.size(); i++) {
-      m->entries[i - next] = kvm_msr_entry{};
-      m->entries[i - next].index = wanted[i];
-    }
-    int n = ioctl(fd, KVM_GET_MSRS, m);
-    if (n < 0) return errno_error("KVM_GET_MSRS");
-    for (int i = 0; i < n; i++) out.push_back({m->entries[i].index, m->entries[i].data});
-    next += size_t(n) + 1;  // skip the MSR this host cannot read
+    kvm_msr_entry e[kMsrsPerCall];
+    size_t n = std::min(kMsrsPerCall, wanted.size() - next);
+    for (size_t i = 0; i < n; i++) e[i] = entry(wanted[next + i]);
+    VF_ASSIGN(size_t done, msrs_call(fd, KVM_GET_MSRS, e, n));
+    for (size_t i = 0; i < done; i++) out.push_back({e[i].index, e[i].data});
+    next += done < n ? done + 1 : done;  // skip the MSR this host cannot read
   }
   return out;
 }
 
-// KVM_SET_MSRS writes entries in order and returns how many it wrote, stopping at the first
-// it refuses. Some MSRs in KVM_GET_MSR_INDEX_LIST are readable but refuse every write in some
-// VM configurations (MSR_KVM_ASYNC_PF_INT 0x4b564d06 without an in-kernel LAPIC). Such an MSR
-// is skipped only if the fresh vCPU already holds the saved value; otherwise the restore fails
-// naming it, because the clone would not match the template.
+// Writes `msrs`. Some MSRs in KVM_GET_MSR_INDEX_LIST are readable but refuse every write in
+// some VM configurations (MSR_KVM_ASYNC_PF_INT 0x4b564d06 without an in-kernel LAPIC). Such an
+// MSR is skipped only if the fresh vCPU already holds the saved value; otherwise the restore
+// fails naming it, because the clone would not match the template.
 Status restore_msrs(int fd, const std::vector<MsrValue>& msrs) {
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry));
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
   size_t next = 0;
   while (next < msrs.size()) {
-    m->nmsrs = uint32_t(msrs.size() - next);
-    for (size_t i = next; i < msrs.size(); i++) {
-      m->entries[i - next] = kvm_msr_entry{};
-      m->entries[i - next].index = msrs[i].index;
-      m->entries[i - next].data = msrs[i].value;
-    }
-    int n = ioctl(fd, KVM_SET_MSRS, m);
-    if (n < 0) return errno_error("KVM_SET_MSRS");
-    next += size_t(n);
-    if (next == msrs.size()) break;
+    kvm_msr_entry e[kMsrsPerCall];
+    size_t n = std::min(kMsrsPerCall, msrs.size() - next);
+    for (size_t i = 0; i < n; i++) e[i] = entry(msrs[next + i].index, msrs[next + i].value);
+    VF_ASSIGN(size_t done, msrs_call(fd, KVM_SET_MSRS, e, n));
+    next += done;
+    if (done == n) continue;
     const MsrValue& refused = msrs[next];
     VF_ASSIGN(auto current, read_msrs(fd, {refused.index}));
     if (current.size() != 1 || current[0].value != refused.value) {
@@ -95,27 +104,27 @@ bool msr_excluded_from_snapshot(uint32_t index) {
 Result<VcpuState> Vcpu::save(bool with_lapic) const {
   VcpuState s;
   const int fd = this->fd();
-  VF_TRY(ioctl_get(fd, KVM_GET_MP_STATE, &s.mp_state, "KVM_GET_MP_STATE"));
+  VF_TRY(kvm_ioctl(fd, KVM_GET_MP_STATE, &s.mp_state, "KVM_GET_MP_STATE"));
   VF_TRY(get_regs(&s.regs));
   VF_TRY(get_sregs(&s.sregs));
-  VF_TRY(ioctl_get(fd, KVM_GET_FPU, &s.fpu, "KVM_GET_FPU"));
+  VF_TRY(kvm_ioctl(fd, KVM_GET_FPU, &s.fpu, "KVM_GET_FPU"));
   if (size_t n = kvm_->xsave_bytes()) {
     s.xsave.resize(n);
     if (n > sizeof(kvm_xsave)) {
-      VF_TRY(ioctl_get(fd, KVM_GET_XSAVE2, s.xsave.data(), "KVM_GET_XSAVE2"));
+      VF_TRY(kvm_ioctl(fd, KVM_GET_XSAVE2, s.xsave.data(), "KVM_GET_XSAVE2"));
     } else {
-      VF_TRY(ioctl_get(fd, KVM_GET_XSAVE, s.xsave.data(), "KVM_GET_XSAVE"));
+      VF_TRY(kvm_ioctl(fd, KVM_GET_XSAVE, s.xsave.data(), "KVM_GET_XSAVE"));
     }
   }
   if (kvm_->has_xcrs()) {
     kvm_xcrs x{};
-    VF_TRY(ioctl_get(fd, KVM_GET_XCRS, &x, "KVM_GET_XCRS"));
+    VF_TRY(kvm_ioctl(fd, KVM_GET_XCRS, &x, "KVM_GET_XCRS"));
     s.xcrs = x;
   }
-  VF_TRY(ioctl_get(fd, KVM_GET_DEBUGREGS, &s.debugregs, "KVM_GET_DEBUGREGS"));
+  VF_TRY(kvm_ioctl(fd, KVM_GET_DEBUGREGS, &s.debugregs, "KVM_GET_DEBUGREGS"));
   if (with_lapic) {
     kvm_lapic_state l{};
-    VF_TRY(ioctl_get(fd, KVM_GET_LAPIC, &l, "KVM_GET_LAPIC"));
+    VF_TRY(kvm_ioctl(fd, KVM_GET_LAPIC, &l, "KVM_GET_LAPIC"));
     s.lapic = l;
   }
   std::vector<uint32_t> wanted;
@@ -124,27 +133,32 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
   if (std::find(wanted.begin(), wanted.end(), kMsrPvmControl) == wanted.end())
     wanted.push_back(kMsrPvmControl);  // read fails (and is skipped) on a host without PVM
   VF_ASSIGN(s.msrs, read_msrs(fd, wanted));
-  VF_TRY(ioctl_get(fd, KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS"));
+  VF_TRY(kvm_ioctl(fd, KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS"));
   return s;
 }
 
 Status Vcpu::restore(const VcpuState& s) {
   const int fd = this->fd();
   VF_TRY(set_sregs(s.sregs));
-  VF_TRY(restore_msrs(fd, s.msrs));
+  // IA32_TSC_DEADLINE is ignored unless the LAPIC timer is already in TSC-deadline mode, so it
+  // goes after KVM_SET_LAPIC; every other MSR here.
+  std::vector<MsrValue> early, late;
+  for (const auto& m : s.msrs) (m.index == kMsrTscDeadline ? late : early).push_back(m);
+  VF_TRY(restore_msrs(fd, early));
   VF_TRY(set_regs(s.regs));
-  VF_TRY(ioctl_set(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
+  VF_TRY(kvm_ioctl(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
   if (!s.xsave.empty()) {
     if (s.xsave.size() != kvm_->xsave_bytes())
       return plain_error("KVM_SET_XSAVE: saved area is " + std::to_string(s.xsave.size()) +
                          " bytes, this host's is " + std::to_string(kvm_->xsave_bytes()));
-    VF_TRY(ioctl_set(fd, KVM_SET_XSAVE, s.xsave.data(), "KVM_SET_XSAVE"));
+    VF_TRY(kvm_ioctl(fd, KVM_SET_XSAVE, s.xsave.data(), "KVM_SET_XSAVE"));
   }
-  if (s.xcrs) VF_TRY(ioctl_set(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
-  if (s.lapic) VF_TRY(ioctl_set(fd, KVM_SET_LAPIC, &*s.lapic, "KVM_SET_LAPIC"));
-  VF_TRY(ioctl_set(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
-  VF_TRY(ioctl_set(fd, KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
-  VF_TRY(ioctl_set(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
+  if (s.xcrs) VF_TRY(kvm_ioctl(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
+  if (s.lapic) VF_TRY(kvm_ioctl(fd, KVM_SET_LAPIC, &*s.lapic, "KVM_SET_LAPIC"));
+  VF_TRY(restore_msrs(fd, late));
+  VF_TRY(kvm_ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
+  VF_TRY(kvm_ioctl(fd, KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
+  VF_TRY(kvm_ioctl(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
   return {};
 }
 

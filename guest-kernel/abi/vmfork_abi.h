@@ -16,7 +16,7 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 1;  // 1.1: kReqReady
+inline constexpr uint32_t kAbiMinor = 2;  // 1.1: kReqReady; 1.2: BootInfo.generation
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -105,9 +105,15 @@ struct BootInfo {
   uint64_t clock_realtime_ns;  // ... and CLOCK_REALTIME (ns since the epoch) at that instant
   uint64_t entropy[4];         // 32 fresh random bytes from the host, seed of the guest CSPRNG
   uint64_t stack_bytes;        // job stack size (RLIMIT_STACK)
-  uint64_t reserved[16];
+  // Identity generation (ABI 1.2): the VMM increments it whenever it gives a restored clone new
+  // entropy and a new clock pair. The kernel compares it after every doorbell and, when it
+  // changed, re-reads the clock, reseeds its CSPRNG and rewrites the job's AT_RANDOM bytes, so
+  // two clones of one frozen template never share random bytes or a stale clock.
+  uint64_t generation;
+  uint64_t reserved[15];
 };
 static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
+static_assert(offsetof(BootInfo, generation) == 136, "BootInfo layout: see docs/guest-abi.md");
 static_assert(sizeof(BootInfo) == 264, "BootInfo layout: see docs/guest-abi.md");
 
 // ArgsBlock at args_gpa: uint64_t argc, envc; then argc + envc + 1 NUL-terminated strings packed

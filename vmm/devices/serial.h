@@ -29,6 +29,8 @@ class Serial {
 
   /// Everything the guest printed so far (truncated at max_log_bytes).
   const std::string& log() const { return log_; }
+  /// Forgets the log (a reset clone starts a new one).
+  void clear_log() { log_.clear(); }
 
   State save() const { return state_; }
   void restore(const State& s) { state_ = s; }
