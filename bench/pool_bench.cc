@@ -1,0 +1,203 @@
+// Benchmarks of copy-on-write restore and the warm pool (issue: copy-on-write restore and a warm
+// pool):
+//   Restore/<template>     restore_clone from a materialized template: p50/p99 of the phases
+//                          (map, VM + vCPU, state) and of restore + first guest exit (the clone
+//                          resumes and runs until its first doorbell, so its first instruction
+//                          has run).
+//   PoolAcquire/<mode>     WarmPool: p50/p99 of taking a ready clone for a job.
+//   Reset                  reset_clone after a busybox echo job: p50/p99.
+//   IdleCloneMemory        private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup)
+//                          added per idle restored clone and per clone after a job, in KiB.
+// Templates: "base" (kernel-ready) and "cat" (busybox cat frozen at its first stdin read), 256
+// MiB each, in a temporary store under $VMFORK_BENCH_DIR (default /var/tmp/vmfork-bench).
+// Figures are counters; docs/performance.md records a run. Needs /dev/kvm.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/guest_job.h"
+#include "engine/restore.h"
+#include "engine/template.h"
+#include "pool/warm_pool.h"
+
+using namespace vmfork;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::filesystem::path bench_dir() {
+  const char* d = getenv("VMFORK_BENCH_DIR");
+  return std::filesystem::path(d && *d ? d : "/var/tmp/vmfork-bench") / "pool";
+}
+
+// Templates made once per process.
+std::shared_ptr<const engine::TemplateImage> image(const std::string& name) {
+  static std::unique_ptr<snapshot::PageStore> store;
+  static std::map<std::string, std::shared_ptr<const engine::TemplateImage>> images;
+  if (!store) {
+    std::filesystem::remove_all(bench_dir());
+    auto s = snapshot::PageStore::open(bench_dir());
+    if (!s.ok()) return nullptr;
+    store = std::move(s).value();
+    engine::TemplateSpec base;
+    base.name = "base";
+    engine::TemplateSpec cat;
+    cat.name = "cat";
+    cat.program = "/bin/busybox";
+    cat.argv = {"busybox", "cat"};
+    cat.env = engine::default_env();
+    for (auto* spec : {&base, &cat})
+      if (!engine::create_template(*spec, *store).ok()) return nullptr;
+  }
+  auto& img = images[name];
+  if (!img) {
+    auto r = engine::TemplateImage::load(*store, name);
+    if (r.ok()) img = *r;
+  }
+  return img;
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p * double(v.size())))];
+}
+
+void report(benchmark::State& state, const std::string& what, const std::vector<double>& us) {
+  state.counters[what + "_p50_us"] = pct(us, 0.50);
+  state.counters[what + "_p99_us"] = pct(us, 0.99);
+}
+
+engine::CloneJob echo_job(vmm::StringInput* in) {
+  engine::CloneJob job;
+  job.program = "/bin/busybox";
+  job.argv = {"busybox", "echo", "hi"};
+  job.stdin_source = in;
+  return job;
+}
+
+void Restore(benchmark::State& state, const std::string& name) {
+  auto img = image(name);
+  if (!img) return state.SkipWithError("template setup failed");
+  std::vector<double> map, vm, st, total, first_exit;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    auto c = engine::restore_clone(img);
+    if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+    map.push_back(c->timings.map_us);
+    vm.push_back(c->timings.vm_us);
+    st.push_back(c->timings.state_us);
+    total.push_back(c->timings.total_us);
+    // Resume until the first VM exit: the stdin-wait clone reads EOF and cat exits; the
+    // kernel-ready clone needs a job, so it is given busybox true.
+    vmm::StringInput in("");
+    engine::CloneJob job;
+    job.stdin_source = &in;
+    if (name == "base") {
+      job.program = "/bin/busybox";
+      job.argv = {"busybox", "true"};
+    }
+    auto r = engine::run_job_in(*c, job);
+    if (!r.ok()) return state.SkipWithError(r.error().message().c_str());
+    first_exit.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  report(state, "map", map);
+  report(state, "vm", vm);
+  report(state, "state", st);
+  report(state, "restore", total);
+  report(state, "restore_plus_job", first_exit);
+}
+BENCHMARK_CAPTURE(Restore, base, std::string("base"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(Restore, cat, std::string("cat"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+void PoolAcquire(benchmark::State& state) {
+  auto img = image("base");
+  if (!img) return state.SkipWithError("template setup failed");
+  pool::PoolOptions opts{4, state.range(0) ? pool::Mode::kReset : pool::Mode::kFresh};
+  auto p = pool::WarmPool::create(img, opts);
+  if (!p.ok()) return state.SkipWithError(p.error().message().c_str());
+  std::vector<double> acquire, job_us;
+  for (auto _ : state) {
+    (*p)->wait_ready(5s);  // as a pool under moderate load: a clone is ready
+    vmm::StringInput in("");
+    pool::PoolJobTimings t;
+    auto t0 = Clock::now();
+    auto r = (*p)->run(echo_job(&in), 5s, &t);
+    if (!r.ok()) return state.SkipWithError(r.error().message().c_str());
+    job_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    acquire.push_back(t.acquire_us);
+  }
+  report(state, "acquire", acquire);
+  report(state, "echo_job", job_us);
+}
+BENCHMARK(PoolAcquire)->ArgName("reset")->Arg(0)->Arg(1)->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+void Reset(benchmark::State& state) {
+  auto img = image("base");
+  if (!img) return state.SkipWithError("template setup failed");
+  auto c = engine::restore_clone(img);
+  if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+  std::vector<double> reset;
+  for (auto _ : state) {
+    vmm::StringInput in("");
+    if (!engine::run_job_in(*c, echo_job(&in)).ok()) return state.SkipWithError("job failed");
+    auto t0 = Clock::now();
+    if (!engine::reset_clone(*c).ok()) return state.SkipWithError("reset failed");
+    reset.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  report(state, "reset", reset);
+}
+BENCHMARK(Reset)->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+// Private_Clean + Private_Dirty of this process, in KiB.
+double private_kib() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string key;
+  double v, total = 0;
+  while (f >> key) {
+    if (key == "Private_Clean:" || key == "Private_Dirty:") {
+      f >> v;
+      total += v;
+    }
+  }
+  return total;
+}
+
+void IdleCloneMemory(benchmark::State& state) {
+  auto img = image(state.range(0) ? "cat" : "base");
+  if (!img) return state.SkipWithError("template setup failed");
+  const int n = 20;
+  for (auto _ : state) {
+    std::vector<engine::Clone> clones;
+    double before = private_kib();
+    for (int i = 0; i < n; i++) {
+      auto c = engine::restore_clone(img);
+      if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+      clones.push_back(std::move(c).value());
+    }
+    double idle = private_kib();
+    for (auto& c : clones) {
+      vmm::StringInput in("");
+      engine::CloneJob job = echo_job(&in);
+      if (state.range(0)) job = engine::CloneJob{};
+      job.stdin_source = &in;
+      if (!engine::run_job_in(c, job).ok()) return state.SkipWithError("job failed");
+    }
+    double after = private_kib();
+    state.counters["idle_private_KiB_per_clone"] = (idle - before) / n;
+    state.counters["after_job_private_KiB_per_clone"] = (after - before) / n;
+  }
+}
+BENCHMARK(IdleCloneMemory)->ArgName("stdin_wait")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,100 @@
+// A warm pool of clones of one template: N clones restored ahead of time and kept paused, so a
+// job never waits for a restore. Two modes:
+//   kFresh : each clone runs one job and is destroyed; the pool's thread destroys it and
+//            restores a new one, so teardown and refill happen off the job's path.
+//   kReset : after its job a clone is reset in place and reused, again on the pool's thread:
+//            its private memory pages are dropped (MADV_DONTNEED, so the template's shared
+//            pages show through again) and VM, vCPU and device state are loaded again from the
+//            template. Nothing of the previous job survives (tests/pool_test.cc proves it for
+//            memory, files, registers and output).
+// A clone whose restore or reset failed is destroyed and counted, never handed out.
+// Thread-safety: every public method may be called from any thread concurrently.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "engine/restore.h"
+#include "engine/run_result.h"
+#include "engine/template_image.h"
+
+namespace vmfork::pool {
+
+enum class Mode { kFresh, kReset };
+
+/// "fresh" or "reset".
+const char* mode_name(Mode m);
+
+struct PoolOptions {
+  size_t depth = 4;          // clones kept ready (1..1024)
+  Mode mode = Mode::kFresh;
+};
+
+/// Counters since the pool was created.
+struct PoolStats {
+  uint64_t restores = 0, restore_failures = 0;  // clones restored by the refill thread
+  uint64_t resets = 0, reset_failures = 0;      // in-place resets (kReset)
+  uint64_t acquires = 0;                        // clones handed to jobs
+  uint64_t acquire_waits = 0;                   // acquires that found no ready clone
+  size_t ready = 0;                             // clones ready right now
+};
+
+/// What one pooled job cost on top of its RunResult, in microseconds.
+struct PoolJobTimings {
+  double acquire_us = 0;  // waiting for and taking a ready clone
+};
+
+class WarmPool {
+ public:
+  /// Starts the refill thread, which restores `opts.depth` clones of `image` in the background.
+  /// Errors: bad options. Restore failures are counted in stats(), not returned.
+  static Result<std::unique_ptr<WarmPool>> create(std::shared_ptr<const engine::TemplateImage> image,
+                                                  PoolOptions opts);
+  /// Stops the refill thread and destroys the ready and used clones. No run() may be in
+  /// progress (the owner, e.g. pool::Service, drains its jobs first).
+  ~WarmPool();
+  WarmPool(const WarmPool&) = delete;
+  WarmPool& operator=(const WarmPool&) = delete;
+
+  /// Runs `job` in a ready clone (waiting up to `wait` for one), then hands the used clone to
+  /// the pool's thread to be destroyed (kFresh) or reset (kReset); the caller does not wait
+  /// for that. Errors: no clone became ready within `wait` ("pool for T: no clone ready after ..."), or
+  /// the job could not be given to the clone (as engine::run_clone).
+  Result<engine::RunResult> run(const engine::CloneJob& job, std::chrono::nanoseconds wait,
+                                PoolJobTimings* timings = nullptr);
+
+  /// Blocks until `depth` clones are ready or `timeout` passes; true if they are.
+  bool wait_ready(std::chrono::nanoseconds timeout);
+
+  PoolStats stats() const;
+  const engine::TemplateImage& image() const { return *image_; }
+  const PoolOptions& options() const { return opts_; }
+
+ private:
+  WarmPool(std::shared_ptr<const engine::TemplateImage> image, PoolOptions opts);
+  void refill_loop();
+  Result<engine::Clone> take(std::chrono::nanoseconds wait, PoolJobTimings* timings);
+  void give_back(engine::Clone clone);
+  size_t owned() const;  // clones that count against depth; mu_ held
+
+  std::shared_ptr<const engine::TemplateImage> image_;
+  PoolOptions opts_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;   // ready_ or used_ changed, or stopping_
+  std::deque<engine::Clone> ready_;
+  std::deque<engine::Clone> used_;    // ran a job: to destroy (kFresh) or reset (kReset)
+  size_t in_flight_ = 0;              // restores or resets in progress
+  size_t out_ = 0;                    // clones taken by run() and not yet given back
+  bool stopping_ = false;
+  PoolStats stats_;
+  std::thread refill_;
+};
+
+}  // namespace vmfork::pool
