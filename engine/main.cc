@@ -1,6 +1,7 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
-// a template), `vmfork template ...` (engine/cli_template.h) and `vmfork accel` (what this host's
-// /dev/kvm offers). Thread-safety: single-threaded main.
+// a template), `vmfork template ...` (engine/cli_template.h), `vmfork serve` and `vmfork submit`
+// (engine/cli_serve.h) and `vmfork accel` (what this host's /dev/kvm offers). Thread-safety:
+// single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "engine/cli_serve.h"
 #include "engine/cli_template.h"
 #include "engine/cli_util.h"
 #include "engine/cold_run.h"
@@ -30,7 +32,7 @@ using engine::write_all;
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int vmfork_main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   auto logger = spdlog::stderr_color_st("vmfork");
   spdlog::set_default_logger(logger);
@@ -63,6 +65,12 @@ int main(int argc, char** argv) {
   engine::TemplateCli template_cli;
   engine::add_template_cli(app, &template_cli);
 
+  // ---- serve, submit
+  engine::ServeCli serve_cli;
+  engine::add_serve_cli(app, &serve_cli);
+  engine::SubmitCli submit_cli;
+  engine::add_submit_cli(app, &submit_cli);
+
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
 
@@ -84,6 +92,8 @@ int main(int argc, char** argv) {
   }
 
   if (*template_cli.cmd) return engine::run_template_cli(template_cli);
+  if (*serve_cli.cmd) return engine::run_serve_cli(serve_cli);
+  if (*submit_cli.cmd) return engine::run_submit_cli(submit_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack"})
@@ -115,6 +125,8 @@ int main(int argc, char** argv) {
   } else {
     spec.env = engine::default_env();
   }
+  // A clone of a stdin-wait template keeps the template's environment: only pass one on request.
+  if (!template_name.empty() && !inherit_env && envs.empty()) spec.env.clear();
   for (auto& e : envs) {
     if (e.find('=') == std::string::npos) return fail("--env wants KEY=VALUE, got '" + e + "'");
     spec.env.push_back(e);
@@ -141,4 +153,14 @@ int main(int argc, char** argv) {
     spdlog::warn("job ended: {}", what);
   }
   return result->exit_code;
+}
+
+int main(int argc, char** argv) {
+  // Errors are values throughout; this only stops a library exception (a JSON or CLI11 corner)
+  // from ending the process without a message.
+  try {
+    return vmfork_main(argc, argv);
+  } catch (const std::exception& e) {
+    return vmfork::engine::fail(std::string("internal error: ") + e.what());
+  }
 }

@@ -1,0 +1,171 @@
+// `vmfork serve` and `vmfork submit` (see cli_serve.h).
+#include "engine/cli_serve.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <spdlog/spdlog.h>
+
+#include "engine/cli_template.h"
+#include "engine/cli_util.h"
+#include "engine/units.h"
+#include "pool/client.h"
+#include "pool/server.h"
+#include "pool/service.h"
+#include "snapshot/page_store.h"
+
+namespace vmfork::engine {
+
+void add_serve_cli(CLI::App& app, ServeCli* c) {
+  c->cmd = app.add_subcommand("serve", "Serve jobs in warm pools of template clones over a Unix socket");
+  c->cmd->add_option("--template", c->templates, "template to serve (repeatable)")->required();
+  c->cmd->add_option("--pool", c->pool, "clones kept ready per template")->capture_default_str();
+  c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
+      ->capture_default_str();
+  c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
+  c->cmd->add_option("--queue", c->queue, "jobs waiting for a worker before requests are answered busy")
+      ->capture_default_str();
+  c->cmd->add_option("--socket", c->socket, "Unix socket path to listen on (created with mode 0600)")->required();
+  c->cmd->add_option("--store", c->store, "store directory (default: $VMFORK_STORE or ~/.local/share/vmfork/store)");
+}
+
+void add_submit_cli(CLI::App& app, SubmitCli* c) {
+  c->cmd = app.add_subcommand("submit", "Send one job to a `vmfork serve` daemon and print its result");
+  c->cmd->add_option("--socket", c->socket, "the daemon's Unix socket")->required();
+  c->cmd->add_option("--template", c->template_name, "template to run in (optional if the daemon serves one)");
+  c->cmd->add_option("--timeout", c->timeout, "wall-clock limit of the job (e.g. 10s, 500ms; default 30s)");
+  c->cmd->add_option("--max-output", c->max_output, "limit on stdout+stderr bytes (default 16M, at most 64M)");
+  c->cmd->add_flag("--json", c->json, "print the daemon's raw response line");
+  c->cmd->add_flag("--metrics", c->metrics, "print the daemon's metrics (Prometheus text) instead of running a job");
+  c->cmd->add_option("command", c->command,
+                     "PROGRAM [ARGS...] (after --) for a kernel-ready template; none for a stdin-wait one");
+}
+
+int run_serve_cli(const ServeCli& c) {
+  pool::ServiceOptions opts;
+  opts.templates = c.templates;
+  opts.pool.depth = c.pool;
+  if (c.mode == "fresh") opts.pool.mode = pool::Mode::kFresh;
+  else if (c.mode == "reset") opts.pool.mode = pool::Mode::kReset;
+  else return fail("--mode: '" + c.mode + "' is not fresh or reset");
+  opts.workers = c.workers;
+  opts.queue_capacity = c.queue;
+
+  // SIGTERM and SIGINT are taken through a signalfd that wakes the accept loop; blocking them
+  // before any thread starts makes every thread inherit the mask, so none is interrupted.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0) return fail("pthread_sigmask failed");
+  Fd sig(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sig.valid()) return fail(errno_error("signalfd").message());
+
+  auto store = snapshot::PageStore::open(store_dir(c.store));
+  if (!store.ok()) return fail(store.error().message());
+  auto service = pool::Service::create(**store, opts);
+  if (!service.ok()) return fail(service.error().message());
+  if (!(*service)->wait_ready(std::chrono::seconds(60)))
+    spdlog::warn("not every pool filled within 60 s; serving anyway (jobs wait for clones)");
+
+  pool::ServerOptions sopts;
+  sopts.socket_path = c.socket;
+  sopts.stop_fd = sig.get();
+  auto server = pool::Server::listen(**service, sopts);
+  if (!server.ok()) return fail(server.error().message());
+  std::string names;
+  for (auto& t : c.templates) names += (names.empty() ? "" : ", ") + t;
+  spdlog::info("serving {} on {} (pool {} {}, {} workers, queue {})", names, c.socket, c.pool, c.mode, c.workers,
+               c.queue);
+  auto served = (*server)->serve();
+  if (!served.ok()) return fail(served.error().message());
+  spdlog::info("stopped: every accepted job answered");
+  return 0;
+}
+
+namespace {
+
+// All of stdin, unless it is a terminal (a job gets no interactive input: the request carries
+// its whole stdin). Errors: read failed, more than `max` bytes.
+Result<std::string> read_stdin(size_t max) {
+  std::string data;
+  if (isatty(STDIN_FILENO)) return data;
+  char buf[64 << 10];
+  for (;;) {
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read stdin");
+    if (n == 0) return data;
+    data.append(buf, size_t(n));
+    if (data.size() > max) return plain_error("stdin: more than " + std::to_string(max) + " bytes for one request");
+  }
+}
+
+}  // namespace
+
+int run_submit_cli(const SubmitCli& c) {
+  pool::Request req;
+  req.id = static_cast<int64_t>(getpid());
+  req.op = c.metrics ? pool::Op::kMetrics : pool::Op::kRun;
+  req.template_name = c.template_name;
+  if (!c.timeout.empty()) {
+    auto t = parse_duration(c.timeout);
+    if (!t.ok()) return fail("--timeout: " + t.error().message());
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(*t).count();
+    if (ms < 1 || uint64_t(ms) > pool::kMaxTimeoutMs) return fail("--timeout: must be 1ms..1h");
+    req.timeout_ms = uint64_t(ms);
+  }
+  if (!c.max_output.empty()) {
+    auto m = parse_size(c.max_output);
+    if (!m.ok()) return fail("--max-output: " + m.error().message());
+    if (*m < 1 || *m > pool::kMaxMaxOutput) return fail("--max-output: must be 1..64M");
+    req.max_output_bytes = *m;
+  }
+  if (!c.command.empty()) {
+    req.argv = c.command;
+    // The daemon opens argv[0] itself, from its own working directory.
+    std::string program = resolve_program(c.command[0]);
+    if (program.find('/') != std::string::npos) program = std::filesystem::absolute(program).string();
+    req.argv[0] = program;
+  }
+  if (!c.metrics) {
+    // base64 grows stdin by 4/3 and the line must stay within kMaxRequestLine.
+    auto in = read_stdin(pool::kMaxRequestLine / 4 * 3 - (64 << 10));
+    if (!in.ok()) return fail(in.error().message());
+    req.stdin_data = std::move(in).value();
+  }
+  const std::string line = pool::serialize_request(req);
+  if (line.size() > pool::kMaxRequestLine) return fail("request longer than the daemon accepts (16 MiB)");
+
+  auto client = pool::Client::connect(c.socket);
+  if (!client.ok()) return fail(client.error().message());
+  auto raw = client->call(line);
+  if (!raw.ok()) return fail(raw.error().message());
+  auto resp = pool::parse_response(*raw);
+  if (c.json) {
+    std::cout << *raw << "\n";
+    return resp.ok() && resp->ok ? resp->exit_code : 125;
+  }
+  if (!resp.ok()) return fail(resp.error().message());
+  if (!resp->ok) return fail(resp->error_code + ": " + resp->error_message);
+  if (resp->has_metrics) {
+    std::cout << resp->metrics;
+    return 0;
+  }
+  write_all(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(resp->stdout_data.data()), resp->stdout_data.size()});
+  write_all(STDERR_FILENO, {reinterpret_cast<const uint8_t*>(resp->stderr_data.data()), resp->stderr_data.size()});
+  if (resp->reason != "exited") {
+    std::string what = resp->reason;
+    if (resp->fault.is_object() && resp->fault.contains("name") && resp->fault["name"].is_string())
+      what += ": " + resp->fault["name"].get<std::string>();
+    spdlog::warn("job ended: {}", what);
+  }
+  return resp->exit_code;
+}
+
+}  // namespace vmfork::engine

@@ -1,0 +1,114 @@
+// The job service behind `vmfork serve`: one WarmPool per template, a bounded queue of accepted
+// run requests and W worker threads that take jobs from it and run each in a pooled clone.
+// Requests come in as protocol lines (pool/protocol.h) and leave as response lines; the
+// transport (pool/server.h) only moves lines. A request that cannot run (malformed, unknown
+// template, queue full, shutting down) is answered at once on the caller's thread; a run
+// request is answered later on a worker thread. Every request gets exactly one answer.
+// Thread-safety: every public method may be called from any thread concurrently.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "pool/metrics.h"
+#include "pool/protocol.h"
+#include "pool/warm_pool.h"
+#include "snapshot/page_store.h"
+
+namespace vmfork::pool {
+
+struct ServiceOptions {
+  std::vector<std::string> templates;  // names in the store, at least one, no repeats
+  PoolOptions pool;                    // depth and mode of every template's pool
+  size_t workers = 2;                  // jobs run at once (1..256)
+  size_t queue_capacity = 64;          // accepted jobs waiting for a worker (1..65536); beyond: busy
+  /// Longest a job waits for a ready clone (capped by its own timeout); then it fails "internal".
+  std::chrono::nanoseconds acquire_wait = std::chrono::seconds(10);
+};
+
+/// Jobs waiting and running right now.
+struct ServiceLoad {
+  size_t queued = 0;
+  size_t running = 0;
+};
+
+class Service {
+ public:
+  /// Receives one response line ('\n'-terminated). Called exactly once per request, on the
+  /// submitting thread or on a worker thread; it must not block for long (workers call it).
+  using Reply = std::function<void(std::string line)>;
+
+  /// Loads every template (engine::TemplateImage::load: validated, memory materialized), makes
+  /// its WarmPool (which starts restoring clones in the background) and starts the workers.
+  /// Errors: bad options, a template that cannot be loaded (the store's message, naming it).
+  static Result<std::unique_ptr<Service>> create(const snapshot::PageStore& store, ServiceOptions opts);
+
+  /// shutdown(), then the pools are destroyed.
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  /// Handles one request line (without '\n'); `reply` gets the answer (see Reply). Never
+  /// throws on any input.
+  void submit(std::string_view line, Reply reply);
+
+  /// submit() and wait for the answer.
+  std::string call(std::string_view line);
+
+  /// Stops accepting (run requests from now on are answered busy, "shutting down"), lets the
+  /// workers finish every queued and running job (each gets its answer), joins them and
+  /// returns. Idempotent; concurrent callers all return once the drain is complete.
+  void shutdown();
+
+  /// Blocks until every pool has its full depth of clones ready or `timeout` passes; true if
+  /// they all have.
+  bool wait_ready(std::chrono::nanoseconds timeout);
+
+  /// The Prometheus exposition text (pool/metrics.h) as of now.
+  std::string metrics_text() const;
+
+  ServiceLoad load() const;
+  const ServiceOptions& options() const { return opts_; }
+
+ private:
+  struct Served {
+    std::string name;
+    bool stdin_wait = false;  // frozen at stdin-wait: the program already runs, argv must be empty
+    std::unique_ptr<WarmPool> pool;
+  };
+  struct Job;
+
+  explicit Service(ServiceOptions opts);
+  /// Checks a parsed run request against the templates: the template to run it in, or null
+  /// with the error to answer.
+  Served* route(const Request& req, ErrorCode* code, std::string* message);
+  void worker_loop();
+  void run_job(Job& job);
+  void answer_error(const nlohmann::json& id, ErrorCode code, const std::string& message, const Reply& reply);
+
+  ServiceOptions opts_;
+  std::vector<std::string> env_;  // engine::default_env(), for kernel-ready jobs
+  std::vector<Served> served_;
+  Metrics metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_;  // queue_ gained a job, or stopping_
+  std::deque<std::unique_ptr<Job>> queue_;
+  size_t running_ = 0;
+  bool stopping_ = false;
+
+  std::mutex join_mu_;  // serializes shutdown()'s joins
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace vmfork::pool
