@@ -132,8 +132,16 @@ std::string job_line(int job, int id) {
   return pool::serialize_request(r);
 }
 
-// Runs `n` jobs on one connection; appends each one's latency (us). False on any failure.
-bool run_jobs(const std::filesystem::path& socket, int job, int n, std::vector<double>* lat, std::string* err) {
+// Server-side timings summed over jobs (pool::JobTimings, microseconds).
+struct ServerSide {
+  double queue_us = 0, acquire_us = 0, run_us = 0, total_us = 0;
+  int jobs = 0;
+};
+
+// Runs `n` jobs on one connection; appends each one's latency (us) and adds the server's own
+// timings to `side`. False on any failure.
+bool run_jobs(const std::filesystem::path& socket, int job, int n, std::vector<double>* lat, std::string* err,
+              ServerSide* side = nullptr) {
   auto c = pool::Client::connect(socket);
   if (!c.ok()) {
     *err = c.error().message();
@@ -152,6 +160,13 @@ bool run_jobs(const std::filesystem::path& socket, int job, int n, std::vector<d
     if (!r.ok() || !r->ok || r->exit_code != 0) {
       *err = "job failed: " + *resp;
       return false;
+    }
+    if (side) {
+      side->queue_us += r->timings.queue_us;
+      side->acquire_us += r->timings.acquire_us;
+      side->run_us += r->timings.run_us;
+      side->total_us += r->timings.total_us;
+      side->jobs++;
     }
   }
   return true;
@@ -188,15 +203,24 @@ void ServeLatency(benchmark::State& state) {
   if (!r) return;
   std::vector<double> lat;
   std::string err;
+  ServerSide side;
   for (auto _ : state) {
     lat.clear();
     if (!run_jobs(r->server->socket_path(), job, 50, &lat, &err)) return state.SkipWithError(err.c_str());  // warm-up
     lat.clear();
+    side = {};
     auto t = Clock::now();
-    if (!run_jobs(r->server->socket_path(), job, kLatencyJobs, &lat, &err)) return state.SkipWithError(err.c_str());
+    if (!run_jobs(r->server->socket_path(), job, kLatencyJobs, &lat, &err, &side))
+      return state.SkipWithError(err.c_str());
     state.counters["jobs_per_s"] = kLatencyJobs / std::chrono::duration<double>(Clock::now() - t).count();
   }
   report(state, lat);
+  // Where the time went, as the server saw it (means): the rest of mean_us is the socket and
+  // the connection thread.
+  state.counters["srv_queue_us"] = side.queue_us / side.jobs;
+  state.counters["srv_acquire_us"] = side.acquire_us / side.jobs;
+  state.counters["srv_run_us"] = side.run_us / side.jobs;
+  state.counters["srv_total_us"] = side.total_us / side.jobs;
 }
 BENCHMARK(ServeLatency)
     ->ArgNames({"job", "mode"})
