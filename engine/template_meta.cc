@@ -71,6 +71,11 @@ Status check_restorable(const TemplateMeta& m, const vmm::AccelProbe& probe) {
   if (m.abi_major != abi::kAbiMajor)
     return plain_error("template guest ABI " + std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor) +
                        " is not supported by this vmfork (ABI " + std::to_string(abi::kAbiMajor) + ".x)");
+  // Before ABI 1.2 a clone's kernel could not take new entropy and clock on resume
+  // (BootInfo.generation), so clones of such a template would share random bytes.
+  if (m.abi_minor < 2)
+    return plain_error("template guest ABI " + std::to_string(m.abi_major) + "." + std::to_string(m.abi_minor) +
+                       " predates per-clone reseeding (ABI 1.2); re-create the template");
   switch (m.accel) {
     case vmm::Accel::kNative:
       if (!probe.pvm_native) return plain_error("template was made in PVM native mode; this host has no PVM native mode");

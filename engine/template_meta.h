@@ -30,7 +30,8 @@ std::string meta_to_json(const TemplateMeta& m);
 /// or freeze point, naming the key.
 Result<TemplateMeta> meta_from_json(std::string_view json);
 
-/// Checks a restore on this host can work: same guest ABI major, and the template's
+/// Checks a restore on this host can work: same guest ABI major and at least minor 2 (clones
+/// reseed from BootInfo.generation), and the template's
 /// accelerator available (a PVM-native template needs a PVM host with native mode).
 Status check_restorable(const TemplateMeta& m, const vmm::AccelProbe& probe);
 

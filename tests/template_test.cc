@@ -366,3 +366,33 @@ TEST(StateSections, TruncatedOrBadSectionsAreRejected) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TemplateMeta, OldOrForeignTemplatesAreRefusedWithAReason) {
+  vmm::AccelProbe pvm_native{true, true, 2000000};
+  engine::TemplateMeta m;
+  m.abi_major = 1;
+  m.abi_minor = 2;
+  m.accel = vmm::Accel::kNative;
+  EXPECT_TRUE(engine::check_restorable(m, pvm_native).ok());
+  m.abi_minor = 1;  // kernel without BootInfo.generation: clones would share random bytes
+  auto r = engine::check_restorable(m, pvm_native);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("re-create"), std::string::npos);
+  m.abi_minor = 2;
+  m.abi_major = 2;
+  EXPECT_FALSE(engine::check_restorable(m, pvm_native).ok());
+  m.abi_major = 1;
+  EXPECT_FALSE(engine::check_restorable(m, vmm::AccelProbe{}).ok());  // native template, no PVM
+  // Metadata from disk: wrong types and out-of-range numbers are errors, never exceptions.
+  EXPECT_FALSE(engine::meta_from_json("{\"abi_major\": 4294967297}").ok());
+  EXPECT_FALSE(engine::meta_from_json("[1,2]").ok());
+  EXPECT_FALSE(engine::meta_from_json("not json").ok());
+  m.freeze_point = "kernel-ready";
+  auto round = engine::meta_from_json(engine::meta_to_json(m));
+  ASSERT_TRUE(round.ok()) << round.error().message();
+  EXPECT_EQ(round->abi_minor, 2u);
+}
+
+}  // namespace
