@@ -10,6 +10,23 @@
 
 namespace vmfork::vmm {
 
+namespace {
+
+// An ioctl that sets up VM state, retried on EINTR. KVM_CREATE_VM registers an MMU notifier,
+// which gives up with EINTR whenever signal_pending() is true, and io_uring task work queued
+// for this thread (the page store's reads) makes it true until the next return to user mode:
+// seen as "KVM_CREATE_VM: Interrupted system call" right after a template was read.
+int setup_ioctl(int fd, unsigned long req, unsigned long arg) {
+  int r;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    r = ioctl(fd, req, arg);
+    if (r >= 0 || errno != EINTR) break;
+  }
+  return r;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const Kvm>> Kvm::open() {
   auto kvm = std::make_shared<Kvm>();
   kvm->fd_ = Fd(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
@@ -53,7 +70,7 @@ Result<std::shared_ptr<const Kvm>> Kvm::open() {
 int Kvm::check_extension(long cap) const { return ioctl(fd(), KVM_CHECK_EXTENSION, cap); }
 
 Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<const Kvm> kvm) {
-  Fd fd(ioctl(kvm->fd(), KVM_CREATE_VM, 0));
+  Fd fd(setup_ioctl(kvm->fd(), KVM_CREATE_VM, 0));
   if (!fd.valid()) return errno_error("KVM_CREATE_VM");
   return std::unique_ptr<Vm>(new Vm(std::move(kvm), std::move(fd)));
 }
@@ -64,13 +81,13 @@ Status Vm::set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes) 
   r.guest_phys_addr = gpa;
   r.memory_size = bytes;
   r.userspace_addr = reinterpret_cast<uint64_t>(host);
-  if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &r) < 0)
+  if (setup_ioctl(fd(), KVM_SET_USER_MEMORY_REGION, reinterpret_cast<unsigned long>(&r)) < 0)
     return errno_error("KVM_SET_USER_MEMORY_REGION slot " + std::to_string(slot));
   return {};
 }
 
 Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id) {
-  Fd fd(ioctl(this->fd(), KVM_CREATE_VCPU, id));
+  Fd fd(setup_ioctl(this->fd(), KVM_CREATE_VCPU, id));
   if (!fd.valid()) return errno_error("KVM_CREATE_VCPU");
   size_t size = kvm_->vcpu_mmap_size();
   void* run = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
