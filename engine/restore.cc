@@ -16,6 +16,8 @@ Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image) {
   const auto t_vm = Clock::now();
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(c.machine, vmm::Machine::create(kvm, std::move(mem), image->meta().irqchip));
+  VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
+  c.tsc_khz = guest_tsc_khz(c.machine->vcpu(), probe);
   c.timings.vm_us = us_since(t_vm);
   const auto t_state = Clock::now();
   VF_TRY(c.machine->restore(image->state().machine));
@@ -73,9 +75,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   }
   // Both kinds: this host's TSC rate, new entropy, clock and generation; the guest takes them
   // at once on resume (BootInfo.generation).
-  VF_ASSIGN(auto kvm, shared_kvm());
-  VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
-  boot->tsc_khz = guest_tsc_khz(machine.vcpu(), probe);
+  boot->tsc_khz = clone.tsc_khz;
   VF_TRY(refresh_entropy_and_clock(boot));
   CapturedOutput captured;
   vmm::ChannelDevice channel(mem, job.stdin_source, captured.stdout_sink(job.stdout_sink),

@@ -40,6 +40,7 @@ struct RestoreTimings {
 struct Clone {
   std::shared_ptr<const TemplateImage> image;  // keeps the memfd and decoded state alive
   std::unique_ptr<vmm::Machine> machine;
+  uint64_t tsc_khz = 0;  // this host's guest TSC rate, read at restore (off the job's path)
   RestoreTimings timings;
 };
 
