@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace vmfork::engine {
+namespace vmfork::cli {
 
 /// The store directory: --store, else $VMFORK_STORE, else $XDG_DATA_HOME/vmfork/store, else
 /// $HOME/.local/share/vmfork/store (XDG Base Directory Specification, "XDG_DATA_HOME").
@@ -28,4 +28,4 @@ void add_template_cli(CLI::App& app, TemplateCli* cli);
 /// Runs the parsed subcommand; returns the process exit status (0, or 125 after printing why).
 int run_template_cli(const TemplateCli& cli);
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

@@ -1,5 +1,5 @@
 // `vmfork serve` and `vmfork submit` (see cli_serve.h).
-#include "engine/cli_serve.h"
+#include "cli/serve.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -11,15 +11,17 @@
 #include <iostream>
 #include <spdlog/spdlog.h>
 
-#include "engine/cli_template.h"
-#include "engine/cli_util.h"
+#include "cli/template.h"
+#include "cli/util.h"
 #include "engine/units.h"
 #include "pool/client.h"
 #include "pool/server.h"
 #include "pool/service.h"
 #include "snapshot/page_store.h"
 
-namespace vmfork::engine {
+namespace vmfork::cli {
+
+using namespace vmfork::engine;
 
 void add_serve_cli(CLI::App& app, ServeCli* c) {
   c->cmd = app.add_subcommand("serve", "Serve jobs in warm pools of template clones over a Unix socket");
@@ -168,4 +170,4 @@ int run_submit_cli(const SubmitCli& c) {
   return resp->exit_code;
 }
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

@@ -1,5 +1,5 @@
 // Small helpers of the vmfork command line (see cli_util.h).
-#include "engine/cli_util.h"
+#include "cli/util.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-namespace vmfork::engine {
+namespace vmfork::cli {
 
 // Finds `name` on $PATH like execvp(3) when it has no slash.
 std::string resolve_program(const std::string& name) {
@@ -41,4 +41,4 @@ int fail(const std::string& msg) {
   return 125;  // like env(1)/timeout(1): vmfork itself failed
 }
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

@@ -1,5 +1,5 @@
 // `vmfork template ...` (see cli_template.h).
-#include "engine/cli_template.h"
+#include "cli/template.h"
 
 #include <unistd.h>
 
@@ -8,14 +8,16 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "engine/cli_util.h"
+#include "cli/util.h"
 #include "engine/cold_run.h"
 #include "engine/template.h"
 #include "engine/template_meta.h"
 #include "engine/units.h"
 #include "snapshot/page_store.h"
 
-namespace vmfork::engine {
+namespace vmfork::cli {
+
+using namespace vmfork::engine;
 
 std::filesystem::path store_dir(const std::string& flag) {
   if (!flag.empty()) return flag;
@@ -211,4 +213,4 @@ int run_template_cli(const TemplateCli& c) {
   return fail("template: no subcommand");
 }
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-namespace vmfork::engine {
+namespace vmfork::cli {
 
 /// Finds `name` on $PATH like execvp(3) when it has no slash; returns `name` if not found.
 std::string resolve_program(const std::string& name);
@@ -18,4 +18,4 @@ void write_all(int fd, std::span<const uint8_t> b);
 /// failures.
 int fail(const std::string& msg);
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace vmfork::engine {
+namespace vmfork::cli {
 
 /// Options of `vmfork serve`, filled by CLI11.
 struct ServeCli {
@@ -39,4 +39,4 @@ int run_serve_cli(const ServeCli& cli);
 /// reached); with --json the raw response line; with --metrics the metrics text.
 int run_submit_cli(const SubmitCli& cli);
 
-}  // namespace vmfork::engine
+}  // namespace vmfork::cli

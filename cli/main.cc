@@ -13,9 +13,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
-#include "engine/cli_serve.h"
-#include "engine/cli_template.h"
-#include "engine/cli_util.h"
+#include "cli/serve.h"
+#include "cli/template.h"
+#include "cli/util.h"
 #include "engine/cold_run.h"
 #include "engine/restore.h"
 #include "engine/result_json.h"
@@ -26,9 +26,9 @@
 namespace {
 
 using namespace vmfork;
-using engine::fail;
-using engine::resolve_program;
-using engine::write_all;
+using cli::fail;
+using cli::resolve_program;
+using cli::write_all;
 
 }  // namespace
 
@@ -62,14 +62,14 @@ static int vmfork_main(int argc, char** argv) {
                   "PROGRAM [ARGS...] (after --); with a --template frozen at stdin-wait, none");
 
   // ---- template
-  engine::TemplateCli template_cli;
-  engine::add_template_cli(app, &template_cli);
+  cli::TemplateCli template_cli;
+  cli::add_template_cli(app, &template_cli);
 
   // ---- serve, submit
-  engine::ServeCli serve_cli;
-  engine::add_serve_cli(app, &serve_cli);
-  engine::SubmitCli submit_cli;
-  engine::add_submit_cli(app, &submit_cli);
+  cli::ServeCli serve_cli;
+  cli::add_serve_cli(app, &serve_cli);
+  cli::SubmitCli submit_cli;
+  cli::add_submit_cli(app, &submit_cli);
 
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
@@ -91,9 +91,9 @@ static int vmfork_main(int argc, char** argv) {
     return 0;
   }
 
-  if (*template_cli.cmd) return engine::run_template_cli(template_cli);
-  if (*serve_cli.cmd) return engine::run_serve_cli(serve_cli);
-  if (*submit_cli.cmd) return engine::run_submit_cli(submit_cli);
+  if (*template_cli.cmd) return cli::run_template_cli(template_cli);
+  if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
+  if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack"})
@@ -139,7 +139,7 @@ static int vmfork_main(int argc, char** argv) {
   }
 
   auto result = template_name.empty() ? engine::run_cold(spec)
-                                      : engine::run_in_clone(engine::store_dir(store), template_name, spec);
+                                      : engine::run_in_clone(cli::store_dir(store), template_name, spec);
   if (!result.ok()) return fail(result.error().message());
   if (verbose) {
     std::fprintf(stderr, "%s", result->kernel_log.c_str());
@@ -161,6 +161,6 @@ int main(int argc, char** argv) {
   try {
     return vmfork_main(argc, argv);
   } catch (const std::exception& e) {
-    return vmfork::engine::fail(std::string("internal error: ") + e.what());
+    return vmfork::cli::fail(std::string("internal error: ") + e.what());
   }
 }
