@@ -16,7 +16,7 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 2;  // 1.1: kReqReady; 1.2: BootInfo.generation
+inline constexpr uint32_t kAbiMinor = 3;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -41,6 +41,10 @@ inline constexpr uint64_t kArgsCap = 1u << 20;
 inline constexpr uint64_t kProgramGpa = 0x800000;   // the job's ELF file, page-aligned
 inline constexpr uint64_t kMinMemBytes = 16u << 20;
 inline constexpr uint64_t kSyscallCountSlots = 512;  // syscall numbers >= this share the last slot
+// The root file system image (EROFS, docs/rootfs.md), a read-only memslot of its own at this GPA,
+// backed by the image file that every VM on the host shares. Guest memory must end below it.
+inline constexpr uint64_t kRootfsGpa = 64ull << 30;
+inline constexpr uint64_t kRootfsMaxBytes = 16ull << 30;
 
 // ---- Guest-virtual layout -----------------------------------------------------------------
 // All guest-physical memory is mapped at kDirectMapBase + gpa (2 MiB pages). The kernel image is
@@ -87,6 +91,9 @@ enum Request : uint32_t {
 inline constexpr uint64_t kFlagNativePvm = 1u << 0;  // PVM native mode is on (MSR 0x4b564d10 = 1)
 inline constexpr uint64_t kFlagVerbose = 1u << 1;    // kernel logs to the serial console
 inline constexpr uint64_t kFlagPvmEmulated = 1u << 2;  // PVM without native mode: CPL 0 is emulated
+// ABI 1.3: the job's program is not an image at program_gpa but the executable path of the args
+// block (its last string), looked up in the root file system (rootfs_bytes != 0), as execve(2).
+inline constexpr uint64_t kFlagExecPath = 1u << 3;
 
 // ---- BootInfo (VMM -> guest, at kBootInfoGpa, one page) -------------------------------------
 // Every field is little-endian and 8 bytes; an address is guest-physical.
@@ -110,10 +117,14 @@ struct BootInfo {
   // changed, re-reads the clock, reseeds its CSPRNG and rewrites the job's AT_RANDOM bytes, so
   // two clones of one frozen template never share random bytes or a stale clock.
   uint64_t generation;
-  uint64_t reserved[15];
+  // Root file system (ABI 1.3): the image's GPA (kRootfsGpa) and size in bytes; 0 bytes = none.
+  uint64_t rootfs_gpa;
+  uint64_t rootfs_bytes;
+  uint64_t reserved[13];
 };
 static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, generation) == 136, "BootInfo layout: see docs/guest-abi.md");
+static_assert(offsetof(BootInfo, rootfs_gpa) == 144, "BootInfo layout: see docs/guest-abi.md");
 static_assert(sizeof(BootInfo) == 264, "BootInfo layout: see docs/guest-abi.md");
 
 // ArgsBlock at args_gpa: uint64_t argc, envc; then argc + envc + 1 NUL-terminated strings packed

@@ -1,5 +1,5 @@
 // Guest-physical page allocator (see pmm.h).
-#include "pmm.h"
+#include "mm/pmm.h"
 
 #include "kernel.h"
 

@@ -1,7 +1,7 @@
 // Guest clocks (see clock.h).
-#include "clock.h"
+#include "kernel/clock.h"
 
-#include "arch.h"
+#include "arch/arch.h"
 #include "kernel.h"
 
 namespace k::clock {

@@ -1,10 +1,10 @@
 // The job's address space (see mm.h).
-#include "mm.h"
+#include "mm/mm.h"
 
-#include "arch.h"
+#include "arch/arch.h"
 #include "linux_abi.h"
 #include "kernel.h"
-#include "pmm.h"
+#include "mm/pmm.h"
 
 namespace k::mm {
 namespace {

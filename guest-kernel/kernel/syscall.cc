@@ -2,15 +2,15 @@
 // process calls (file calls live in files.cc). Numbers from arch/x86/entry/syscalls/
 // syscall_64.tbl; semantics from each call's man page. An unknown call returns -ENOSYS and is
 // counted per number in the page at kSyscallCountGpa. Single vCPU, no signals are delivered.
-#include "arch.h"
-#include "clock.h"
-#include "files.h"
+#include "arch/arch.h"
+#include "kernel/clock.h"
+#include "fs/files.h"
 #include "kernel.h"
 #include "linux_abi.h"
-#include "loader.h"
-#include "mm.h"
-#include "pmm.h"
-#include "random.h"
+#include "fs/loader.h"
+#include "mm/mm.h"
+#include "mm/pmm.h"
+#include "kernel/random.h"
 
 namespace k {
 namespace {

@@ -1,5 +1,5 @@
 // ChaCha20 keystream generator (see random.h). RFC 8439 section 2.3.
-#include "random.h"
+#include "kernel/random.h"
 
 #include "kernel.h"
 

@@ -1,11 +1,11 @@
 // File descriptors and I/O syscalls (see files.h). Semantics follow the Linux man pages of each
 // call (read(2), write(2), open(2), fstat(2), fcntl(2), dup(2), ...).
-#include "files.h"
+#include "fs/files.h"
 
 #include "linux_abi.h"
-#include "loader.h"
-#include "mm.h"
-#include "random.h"
+#include "fs/loader.h"
+#include "mm/mm.h"
+#include "kernel/random.h"
 
 namespace k::files {
 namespace {

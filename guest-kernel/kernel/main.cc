@@ -2,13 +2,13 @@
 // Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, files -> [no program:
 // kReqReady, the template freeze point] -> page allocator -> load the job's ELF -> IRETQ to it.
 // Single vCPU, no interrupts: nothing here is re-entered.
-#include "arch.h"
-#include "clock.h"
-#include "files.h"
+#include "arch/arch.h"
+#include "kernel/clock.h"
+#include "fs/files.h"
 #include "kernel.h"
-#include "loader.h"
-#include "pmm.h"
-#include "random.h"
+#include "fs/loader.h"
+#include "mm/pmm.h"
+#include "kernel/random.h"
 
 extern "C" char trap_stubs[];
 extern "C" void syscall_entry();

@@ -1,13 +1,13 @@
 // ELF loader and initial stack (see loader.h). Formats: System V gABI (ELF64 header, program
 // headers), x86-64 psABI 3.4.1 (process entry), Linux fs/binfmt_elf.c conventions for auxv.
-#include "loader.h"
+#include "fs/loader.h"
 
-#include "arch.h"
+#include "arch/arch.h"
 #include "kernel.h"
 #include "linux_abi.h"
-#include "mm.h"
-#include "pmm.h"
-#include "random.h"
+#include "mm/mm.h"
+#include "mm/pmm.h"
+#include "kernel/random.h"
 
 namespace k::loader {
 namespace {
