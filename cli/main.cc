@@ -58,6 +58,9 @@ static int vmfork_main(int argc, char** argv) {
   std::string template_name, store;
   run->add_option("--template", template_name, "run in a clone of this template instead of a cold VM");
   run->add_option("--store", store, "template store directory (with --template)");
+  std::string rootfs_image;
+  run->add_option("--rootfs-image", rootfs_image,
+                  "root file system: an EROFS image file (mkfs.erofs, uncompressed); PROGRAM is then a path in it");
   run->add_option("command", command,
                   "PROGRAM [ARGS...] (after --); with a --template frozen at stdin-wait, none");
 
@@ -118,7 +121,8 @@ static int vmfork_main(int argc, char** argv) {
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
   spec.verbose = verbose;
-  if (!command.empty()) spec.program = resolve_program(command[0]);
+  spec.rootfs = rootfs_image;
+  if (!command.empty()) spec.program = rootfs_image.empty() ? resolve_program(command[0]) : command[0];
   spec.argv = command;
   if (inherit_env) {
     for (char** e = environ; *e; e++) spec.env.emplace_back(*e);

@@ -17,14 +17,22 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   VF_ASSIGN(uint64_t mem_bytes, guest_mem_bytes(spec.mem_bytes));
 
   // Host-side checks first, so a bad program fails before any VM exists.
-  VF_ASSIGN(JobImage job, prepare_job(spec.program, spec.argv, spec.env, mem_bytes / 2));
+  std::shared_ptr<const vmm::RootfsImage> rootfs;
+  JobImage job;
+  if (spec.rootfs.empty()) {
+    VF_ASSIGN(job, prepare_job(spec.program, spec.argv, spec.env, mem_bytes / 2));
+  } else {
+    VF_ASSIGN(job, prepare_rootfs_job(spec.program, spec.argv, spec.env));
+    VF_ASSIGN(rootfs, vmm::RootfsImage::open(spec.rootfs));
+  }
 
   // ---- create and boot (host part): VM, kernel, page tables, vCPU state, BootInfo
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   VF_ASSIGN(vmm::Accel accel, vmm::choose_accel(spec.accel, probe));
   result.accel = vmm::accel_name(accel);
-  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, accel, probe, spec.stack_bytes, spec.verbose, false));
+  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, accel, probe, spec.stack_bytes, spec.verbose, false,
+                                                              std::move(rootfs)));
   auto& machine = booted.machine;
   result.timings.create_us = booted.create_us;
   double boot_host_us = booted.boot_us;

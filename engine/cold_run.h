@@ -17,7 +17,9 @@
 namespace vmfork::engine {
 
 struct RunSpec {
-  std::string program;                 // host path of a static x86-64 ELF
+  std::string program;                 // host path of a static x86-64 ELF; with `rootfs`, a path
+                                       // in the image (absolute), run by the guest kernel
+  std::string rootfs;                  // host path of an EROFS image (docs/rootfs.md); empty: none
   std::vector<std::string> argv;       // argv[0] included
   std::vector<std::string> env;        // "KEY=VALUE"
   uint64_t mem_bytes = 256ull << 20;   // guest memory (rounded up to 2 MiB)

@@ -169,6 +169,16 @@ Result<JobImage> prepare_job(const std::string& path, const std::vector<std::str
   return job;
 }
 
+Result<JobImage> prepare_rootfs_job(const std::string& guest_path, const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& env) {
+  if (argv.empty()) return plain_error("argv must have at least argv[0]");
+  if (guest_path.empty()) return plain_error("the program's path is empty");
+  JobImage job;
+  job.path = guest_path;
+  VF_ASSIGN(job.args, build_args(argv, env, guest_path));
+  return job;
+}
+
 Status refresh_entropy_and_clock(abi::BootInfo* boot) {
   if (getrandom(boot->entropy, sizeof boot->entropy, 0) != sizeof boot->entropy)
     return errno_error("getrandom for guest entropy");
@@ -189,19 +199,23 @@ Result<uint64_t> guest_mem_bytes(uint64_t requested) {
 }
 
 Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const vmm::AccelProbe& probe,
-                                   uint64_t stack_bytes, bool verbose, bool irqchip) {
+                                   uint64_t stack_bytes, bool verbose, bool irqchip,
+                                   std::shared_ptr<const vmm::RootfsImage> rootfs) {
   BootedMachine b;
   const auto t_create = std::chrono::steady_clock::now();
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::create_anonymous(mem_bytes));
   VF_ASSIGN(b.machine, vmm::Machine::create(kvm, std::move(mem), irqchip));
+  uint64_t rootfs_bytes = rootfs ? rootfs->bytes() : 0;
+  if (rootfs) VF_TRY(b.machine->attach_rootfs(std::move(rootfs)));
   b.create_us = us_since(t_create);
   const auto t_boot = std::chrono::steady_clock::now();
   auto& m = b.machine->memory();
   VF_ASSIGN(uint64_t entry, vmm::load_kernel(m, embedded_kernel()));
-  VF_TRY(vmm::build_kernel_address_space(m));
+  VF_TRY(vmm::build_kernel_address_space(m, rootfs_bytes));
   VF_TRY(vmm::setup_boot_vcpu(b.machine->vcpu(), entry, accel == vmm::Accel::kNative));
-  b.params = BootParams{accel, verbose, mem_bytes, stack_bytes, guest_tsc_khz(b.machine->vcpu(), probe)};
+  b.params = BootParams{accel, verbose, mem_bytes, stack_bytes, guest_tsc_khz(b.machine->vcpu(), probe),
+                        rootfs_bytes};
   VF_TRY(init_boot_info(m, b.params));
   b.boot_us = us_since(t_boot);
   return b;
@@ -221,6 +235,8 @@ Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p) {
   boot->args_gpa = abi::kArgsGpa;
   boot->stack_bytes = p.stack_bytes;
   boot->tsc_khz = p.tsc_khz;
+  boot->rootfs_gpa = p.rootfs_bytes ? abi::kRootfsGpa : 0;
+  boot->rootfs_bytes = p.rootfs_bytes;
   return refresh_entropy_and_clock(boot);
 }
 
@@ -235,6 +251,10 @@ Status place_job(vmm::GuestMemory& mem, const JobImage& job) {
   boot->program_bytes = job.program.size();
   boot->args_gpa = abi::kArgsGpa;
   boot->args_bytes = job.args.size();
+  if (job.program.empty()) {
+    if (!boot->rootfs_bytes) return plain_error(job.path + ": no root file system to run it from");
+    boot->flags |= abi::kFlagExecPath;
+  }
   return {};
 }
 

@@ -37,6 +37,13 @@ struct JobImage {
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
                              const std::vector<std::string>& env, uint64_t max_bytes);
 
+/// A job whose program is `guest_path`, a path inside the guest's root file system that the
+/// guest kernel opens and executes itself (abi::kFlagExecPath; a name without '/' is looked up
+/// in the job's PATH): no program bytes, only the ArgsBlock. Errors: argv empty, an empty path,
+/// arguments above 1 MiB.
+Result<JobImage> prepare_rootfs_job(const std::string& guest_path, const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& env);
+
 /// Smallest guest: the ABI's fixed buffers end at 8 MiB (abi::kProgramGpa); the rest is room
 /// for the program and its memory. Every path that makes or restores a guest enforces it.
 inline constexpr uint64_t kMinGuestBytes = 32ull << 20;
@@ -51,6 +58,7 @@ struct BootParams {
   uint64_t mem_bytes = 0;
   uint64_t stack_bytes = 8ull << 20;
   uint64_t tsc_khz = 0;
+  uint64_t rootfs_bytes = 0;  // size of the image at abi::kRootfsGpa; 0: no root file system
 };
 
 /// Writes a fresh BootInfo at abi::kBootInfoGpa with no job (program_bytes 0, the kernel then
@@ -66,13 +74,17 @@ struct BootedMachine {
   double boot_us = 0;    // kernel load, page tables, vCPU state, BootInfo
 };
 
-/// Makes a BootedMachine of `mem_bytes` (already rounded, see guest_mem_bytes) for `accel`.
+/// Makes a BootedMachine of `mem_bytes` (already rounded, see guest_mem_bytes) for `accel`, with
+/// `rootfs` (may be null) attached as its read-only root file system image.
 /// Errors: the failing KVM call or mmap, a bad embedded kernel.
 Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const vmm::AccelProbe& probe,
-                                   uint64_t stack_bytes, bool verbose, bool irqchip);
+                                   uint64_t stack_bytes, bool verbose, bool irqchip,
+                                   std::shared_ptr<const vmm::RootfsImage> rootfs = nullptr);
 
 /// Copies `job` to abi::kProgramGpa and abi::kArgsGpa and points BootInfo at them (free_gpa just
-/// past the program). Errors: the program leaves less than 16 MiB of guest memory free.
+/// past the program); a job without program bytes (prepare_rootfs_job) sets abi::kFlagExecPath.
+/// Errors: the program leaves less than 16 MiB of guest memory free, or an exec-path job on a
+/// machine without a root file system.
 Status place_job(vmm::GuestMemory& mem, const JobImage& job);
 
 /// Gives BootInfo 32 new bytes of host entropy and a new (guest TSC, CLOCK_REALTIME) pair and

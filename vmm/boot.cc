@@ -35,31 +35,37 @@ Result<uint64_t> load_kernel(GuestMemory& mem, std::span<const uint8_t> kernel_e
   return info.entry;
 }
 
-Status build_kernel_address_space(GuestMemory& mem) {
+Status build_kernel_address_space(GuestMemory& mem, uint64_t rootfs_bytes) {
   uint64_t gib = (mem.size() + kGiB - 1) / kGiB;
-  if (kFirstPd + gib * 0x1000 > abi::kPageTableEnd)
-    return plain_error("guest memory above " + std::to_string((abi::kPageTableEnd - kFirstPd) / 0x1000) +
-                       " GiB cannot be mapped");
-  VF_ASSIGN(auto tables, mem.span(kPml4, kFirstPd + gib * 0x1000 - kPml4));
+  uint64_t rootfs_gib = (rootfs_bytes + kGiB - 1) / kGiB;
+  if (mem.size() > abi::kRootfsGpa || rootfs_bytes > abi::kRootfsMaxBytes ||
+      kFirstPd + (gib + rootfs_gib) * 0x1000 > abi::kPageTableEnd)
+    return plain_error("guest memory of " + std::to_string(mem.size() >> 20) + " MiB and a rootfs of " +
+                       std::to_string(rootfs_bytes >> 20) + " MiB cannot be mapped");
+  VF_ASSIGN(auto tables, mem.span(kPml4, kFirstPd + (gib + rootfs_gib) * 0x1000 - kPml4));
   std::memset(tables.data(), 0, tables.size());
   auto* pml4 = mem.at<uint64_t>(kPml4);
   auto* pdpt_direct = mem.at<uint64_t>(kPdptDirect);
   auto* pdpt_kernel = mem.at<uint64_t>(kPdptKernel);
   pml4[(abi::kDirectMapBase >> 39) & 511] = kPdptDirect | kTableFlags;
   pml4[(abi::kKernelVirtBase >> 39) & 511] = kPdptKernel | kTableFlags;
-  for (uint64_t g = 0; g < gib; g++) {
-    uint64_t pd_gpa = kFirstPd + g * 0x1000;
+  // One page directory per GiB: first guest memory from GPA 0, then the rootfs image.
+  auto map_gib = [&](uint64_t pd_index, uint64_t gpa_base, uint64_t end) {
+    uint64_t pd_gpa = kFirstPd + pd_index * 0x1000;
     auto* pd = mem.at<uint64_t>(pd_gpa);
-    for (uint64_t i = 0; i < 512; i++) {
-      uint64_t pa = g * kGiB + i * kTwoMiB;
-      if (pa >= mem.size()) break;
-      pd[i] = pa | kTableFlags | kHuge;
-    }
-    pdpt_direct[g] = pd_gpa | kTableFlags;
+    for (uint64_t i = 0; i < 512 && gpa_base + i * kTwoMiB < end; i++)
+      pd[i] = (gpa_base + i * kTwoMiB) | kTableFlags | kHuge;
+    pdpt_direct[gpa_base / kGiB] = pd_gpa | kTableFlags;
+    return pd_gpa;
+  };
+  for (uint64_t g = 0; g < gib; g++) {
+    uint64_t pd_gpa = map_gib(g, g * kGiB, mem.size());
     // The kernel alias (-mcmodel=kernel: top 2 GiB) covers the first 2 GiB of memory.
     uint64_t k = ((abi::kKernelVirtBase >> 30) & 511) + g;
     if (k < 512) pdpt_kernel[k] = pd_gpa | kTableFlags;
   }
+  for (uint64_t g = 0; g < rootfs_gib; g++)
+    map_gib(gib + g, abi::kRootfsGpa + g * kGiB, abi::kRootfsGpa + rootfs_bytes);
 
   // GDT: null, null, kernel CS64 (0x10), kernel DS (0x18), user CS32 (0x23), user DS (0x2b),
   // user CS64 (0x33), null, TSS (0x40, 16 bytes).

@@ -18,8 +18,9 @@ Result<uint64_t> load_kernel(GuestMemory& mem, std::span<const uint8_t> kernel_e
 
 /// Builds the kernel page tables at kPageTableGpa: a direct map of all memory at kDirectMapBase
 /// and the kernel alias at kKernelVirtBase, 2 MiB pages, U=1 everywhere (PVM native mode needs
-/// it). Also writes the GDT and TSS. Errors: memory larger than the tables can map (64 GiB).
-Status build_kernel_address_space(GuestMemory& mem);
+/// it). `rootfs_bytes` (0 for none) of a rootfs image at abi::kRootfsGpa are direct-mapped too.
+/// Also writes the GDT and TSS. Errors: memory and image larger than the tables can map.
+Status build_kernel_address_space(GuestMemory& mem, uint64_t rootfs_bytes = 0);
 
 /// Sets sregs (long mode, CR3, GDT/IDT/TR), regs (RIP = entry) and, for PVM native mode, MSR
 /// 0x4b564d10 = 1. Errors name the failing ioctl.

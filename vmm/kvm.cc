@@ -75,9 +75,10 @@ Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<const Kvm> kvm) {
   return std::unique_ptr<Vm>(new Vm(std::move(kvm), std::move(fd)));
 }
 
-Status Vm::set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes) {
+Status Vm::set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes, bool read_only) {
   kvm_userspace_memory_region r{};
   r.slot = slot;
+  r.flags = read_only ? KVM_MEM_READONLY : 0;
   r.guest_phys_addr = gpa;
   r.memory_size = bytes;
   r.userspace_addr = reinterpret_cast<uint64_t>(host);

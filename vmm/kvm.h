@@ -114,7 +114,8 @@ class Vm {
   int fd() const { return fd_.get(); }
   const Kvm& kvm() const { return *kvm_; }
   /// KVM_SET_USER_MEMORY_REGION: maps [host, host+bytes) at guest-physical `gpa` as `slot`.
-  Status set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes);
+  /// `read_only` sets KVM_MEM_READONLY (KVM_CAP_READONLY_MEM): a guest write becomes an MMIO exit.
+  Status set_memslot(uint32_t slot, uint64_t gpa, void* host, uint64_t bytes, bool read_only = false);
   /// KVM_CREATE_VCPU, mmap of its kvm_run, KVM_SET_CPUID2 with the supported CPUID.
   Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
   /// KVM_CREATE_IRQCHIP (PIC, IOAPIC, per-vCPU LAPICs) and KVM_CREATE_PIT2. Call before

@@ -29,6 +29,14 @@ Result<std::unique_ptr<Machine>> Machine::create(std::shared_ptr<const Kvm> kvm,
   return std::unique_ptr<Machine>(new Machine(std::move(mem), std::move(vm), std::move(vcpu)));
 }
 
+Status Machine::attach_rootfs(std::shared_ptr<const RootfsImage> image) {
+  if (mem_.size() > abi::kRootfsGpa) return plain_error("guest memory overlaps the rootfs image's GPA range");
+  // Read-only: a write is an MMIO exit (a guest error), so no guest can change what others see.
+  VF_TRY(vm_->set_memslot(1, abi::kRootfsGpa, const_cast<uint8_t*>(image->host()), image->slot_bytes(), true));
+  rootfs_ = std::move(image);
+  return {};
+}
+
 Status Machine::complete_pending_io() {
   kvm_run* run = vcpu_->run_struct();
   run->immediate_exit = 1;

@@ -12,6 +12,7 @@
 #include "vmm/devices/serial.h"
 #include "vmm/guest_memory.h"
 #include "vmm/kvm.h"
+#include "vmm/rootfs_image.h"
 #include "vmm/vcpu_state.h"
 
 namespace vmfork::vmm {
@@ -70,6 +71,11 @@ class Machine {
   Status reset(const State& s);
   bool has_irqchip() const { return vm_->has_irqchip(); }
 
+  /// Maps `image` as a read-only memslot (slot 1) at abi::kRootfsGpa and keeps it alive as long
+  /// as the machine. Guest memory must end below kRootfsGpa. Errors: the memslot ioctl.
+  Status attach_rootfs(std::shared_ptr<const RootfsImage> image);
+  const RootfsImage* rootfs() const { return rootfs_.get(); }
+
  private:
   Machine(GuestMemory mem, std::unique_ptr<Vm> vm, std::unique_ptr<Vcpu> vcpu)
       : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
@@ -77,6 +83,7 @@ class Machine {
   Status complete_pending_io();
 
   GuestMemory mem_;  // declared first: destroyed after the VM that maps it
+  std::shared_ptr<const RootfsImage> rootfs_;  // likewise
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<Vcpu> vcpu_;
   Serial serial_;

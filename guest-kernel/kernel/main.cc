@@ -5,6 +5,7 @@
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
+#include "fs/vfs.h"
 #include "kernel.h"
 #include "fs/loader.h"
 #include "mm/pmm.h"
@@ -131,7 +132,13 @@ static void check_boot_info() {
     panic("BootInfo program image out of range");
   if (boot->args_gpa != kArgsGpa || boot->args_bytes > kArgsCap)
     panic("BootInfo args block out of range");
+  if (boot->rootfs_bytes && (boot->rootfs_gpa != kRootfsGpa || boot->rootfs_bytes > kRootfsMaxBytes))
+    panic("BootInfo rootfs image out of range");
+  if ((boot->flags & kFlagExecPath) && !boot->rootfs_bytes) panic("BootInfo exec path without a rootfs");
 }
+
+// True once BootInfo names a job: a program image, or a path in the root file system.
+static bool has_job() { return boot->program_bytes != 0 || (boot->flags & kFlagExecPath); }
 
 // The rest of boot. In PVM emulated mode it runs at CPL 3 (natively) and reaches privileged
 // instructions through priv_trap; elsewhere it runs at CPL 0.
@@ -151,16 +158,18 @@ static void check_boot_info() {
   g_generation = boot->generation;
   clock::init();
   random::seed(boot->entropy);
-  files::init();
-  if (boot->program_bytes == 0) {
+  if (!has_job()) {
     // No job yet: this is a template's freeze point. Each clone resumes from this OUT with its
     // own job in BootInfo and a new generation, so ring() has already re-read the clock and
     // reseeded the CSPRNG; the job's fields are validated again here.
     ring(kReqReady);
     check_boot_info();
-    if (boot->program_bytes == 0) panic("resumed from kReqReady without a program");
+    if (!has_job()) panic("resumed from kReqReady without a program");
   }
   pmm::init(boot->free_gpa, boot->mem_bytes);
+  // The file system's nodes and the fd table live in pages from the allocator: after pmm::init.
+  fs::init();
+  files::init();
   chan->tsc_ready = arch::rdtsc();
   uint64_t entry = 0, sp = 0;
   loader::load(&entry, &sp);

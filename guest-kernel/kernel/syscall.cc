@@ -5,6 +5,7 @@
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
+#include "fs/vfs.h"
 #include "kernel.h"
 #include "linux_abi.h"
 #include "fs/loader.h"
@@ -50,15 +51,59 @@ int64_t sys_brk(uint64_t want) {
   return int64_t(g_brk);
 }
 
+// Maps [va, va+len) from file `n` at `off`. Read-only pages of the root file system image are
+// mapped in place (the image is a read-only memslot shared by every VM); shared mappings of
+// writable-layer files map the file's own pages; everything else gets private copies.
+int64_t map_file(uint64_t va, uint64_t len, uint32_t prot, fs::Node* n, uint64_t off, bool shared) {
+  if (shared && (prot & mm::kWrite)) {
+    // Writes must reach the file: give it every page of the range in the writable layer.
+    uint64_t need = off + len < n->size ? off + len : n->size;
+    for (uint64_t o = off; o < need; o += kPage) {
+      uint8_t b;
+      int64_t r = fs::read(n, o, &b, 1);
+      if (r < 0 || fs::write(n, o, &b, 1) < 0) return -ENOMEM;
+    }
+  }
+  for (uint64_t i = 0; i < len; i += kPage) {
+    uint64_t o = off + i;
+    bool image = false;
+    uint64_t pa = o < n->size ? fs::page_gpa(n, o, &image) : 0;
+    bool in_place = pa && ((image && !(prot & mm::kWrite)) || (!image && shared));
+    if (in_place && n->size - o < kPage && !image) in_place = false;
+    if (in_place) {
+      if (!mm::map_page(va + i, pa, prot, false)) return -ENOMEM;
+      continue;
+    }
+    uint64_t page = pmm::alloc();
+    if (!page) return -ENOMEM;
+    if (o < n->size && fs::read(n, o, phys(page), kPage) < 0) {
+      pmm::free(page);
+      return -EIO;
+    }
+    if (!mm::map_page(va + i, page, prot ? prot : mm::kRead, true)) {
+      pmm::free(page);
+      return -ENOMEM;
+    }
+  }
+  mm::note_vma(va, len, prot);
+  if (!prot) mm::protect(va, len, 0);
+  return 0;
+}
+
 int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd,
                  uint64_t off) {
   if (!len || (addr & (kPage - 1)) || (off & (kPage - 1))) return -EINVAL;
   if (len > mm::kUserMax) return -ENOMEM;
   len = page_up(len);
+  fs::Node* node = nullptr;
   if (!(flags & MAP_ANONYMOUS)) {
-    // There is no file system: only /dev/zero can be mapped, as anonymous memory.
-    if (fd < 0) return -EBADF;
-    if (!files::is_dev_zero(uint64_t(fd))) return -ENODEV;
+    bool fd_writable;
+    int64_t r = files::mmap_node(fd, &node, &fd_writable);
+    if (r) return r;
+    if (node->special == fs::Special::kZero) node = nullptr;  // /dev/zero: anonymous memory
+    else if (node->special != fs::Special::kNone || !fs::is_reg(node)) return -ENODEV;
+    else if ((flags & MAP_SHARED) && (prot & mm::kWrite) && !fd_writable) return -EACCES;
+    if (off + len < off) return -EOVERFLOW;
   }
   if (!(flags & (MAP_PRIVATE | MAP_SHARED))) return -EINVAL;  // MAP_SHARED: one process, same
   uint32_t p = uint32_t(prot & 7);
@@ -74,7 +119,14 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
     va = mm::find_free(len);
     if (!va) return -ENOMEM;
   }
-  int64_t r = check_mem(mm::map_anon(va, len, p));
+  int64_t r;
+  if (node) {
+    r = map_file(va, len, p, node, off, flags & MAP_SHARED);
+    if (r < 0) mm::unmap(va, len);
+    if (r == -ENOMEM) end_job(kReqMemLimit, 0);
+  } else {
+    r = check_mem(mm::map_anon(va, len, p));
+  }
   return r < 0 ? r : int64_t(va);
 }
 
@@ -245,15 +297,10 @@ void count_syscall(uint64_t nr, bool unknown) {
 extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
   const uint64_t a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10, a4 = f->r8, a5 = f->r9;
   count_syscall(f->nr, false);
+  const uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
+  int64_t ret;
+  if (files::dispatch(f->nr, args, &ret)) return ret;
   switch (f->nr) {
-    case 0: return files::sys_read(a0, a1, a2);
-    case 1: return files::sys_write(a0, a1, a2);
-    case 2: return files::sys_openat(AT_FDCWD, a0, a1);                  // open
-    case 3: return files::sys_close(a0);
-    case 4: case 6: return files::sys_newfstatat(AT_FDCWD, a0, a1, 0);   // stat, lstat
-    case 5: return files::sys_fstat(a0, a1);
-    case 7: return files::sys_poll(a0, a1);
-    case 8: return files::sys_lseek(a0, int64_t(a1), a2);
     case 9: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
     case 10: return mm::protect(a0, a1, uint32_t(a2 & 7));
     case 11: return sys_munmap(a0, a1);
@@ -265,16 +312,9 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
         if (!put_user(a2, &zero, a3 < 8 ? a3 : 8)) return -EFAULT;
       }
       return 0;
-    case 16: return files::sys_ioctl(a0, a1, a2);
-    case 17: return files::sys_pread(a0, a1, a2, a3);
-    case 19: return files::sys_readv(a0, a1, a2);
-    case 20: return files::sys_writev(a0, a1, a2);
-    case 21: return files::sys_faccessat(AT_FDCWD, a0, a1);            // access
     case 24: return 0;                                                  // sched_yield
     case 25: return sys_mremap(a0, a1, a2, a3, a4);
     case 28: return sys_madvise(a0, a1, a2);
-    case 32: return files::sys_dup(a0);
-    case 33: return files::sys_dup3(a0, a1, 0, true);                   // dup2
     case 35: return sys_nanosleep(CLOCK_MONOTONIC, 0, a0);
     case 39: case 186: return 1;                                        // getpid, gettid
     case 60: case 231:                                                  // exit, exit_group
@@ -282,11 +322,6 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
       end_job(kReqExit, a0 & 0xff);
     case 62: return sys_kill(a0, a1);
     case 63: return sys_uname(a0);
-    case 72: return files::sys_fcntl(a0, a1, a2);
-    case 79: return files::sys_getcwd(a0, a1);
-    case 80: return a0 ? 0 : -EFAULT;                                   // chdir
-    case 89: return files::sys_readlinkat(AT_FDCWD, a0, a1, a2);        // readlink
-    case 95: return 022;                                                // umask
     case 96: {                                                          // gettimeofday
       uint64_t ns = clock::realtime_ns();
       timeval tv{int64_t(ns / 1000000000), int64_t(ns % 1000000000 / 1000)};
@@ -343,16 +378,9 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
       return 0;
     case 230: return sys_nanosleep(a0, a1, a2);                         // clock_nanosleep
     case 234: return sys_kill(1, a2);                                   // tgkill
-    case 257: return files::sys_openat(int64_t(a0), a1, a2);
-    case 262: return files::sys_newfstatat(int64_t(a0), a1, a2, a3);
-    case 267: return files::sys_readlinkat(int64_t(a0), a1, a2, a3);
-    case 269: case 439: return files::sys_faccessat(int64_t(a0), a1, a2);  // faccessat(2)
-    case 271: return files::sys_poll(a0, a1);                           // ppoll
     case 273: return 0;                                                 // set_robust_list
-    case 292: return files::sys_dup3(a0, a1, a2, false);
     case 302: return sys_prlimit(a0, a1, a2, a3);
     case 318: return sys_getrandom(a0, a1);
-    case 332: return files::sys_statx(int64_t(a0), a1, a2, a3, a4);
     case 334: {                                                         // rseq
       // Accept registration: with one vCPU and no preemption or signals, a critical section is
       // never aborted, so cpu_id = 0 is all the kernel owes the job (rseq(2)).

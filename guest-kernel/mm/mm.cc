@@ -254,6 +254,12 @@ int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
         if (!pa) end_job(kReqMemLimit, 0);
         *leaf = pa | pte_flags(prot);
       }
+    } else if ((prot & kWrite) && (e & kImage) && (e & kAddrMask) >= kRootfsGpa) {
+      // A page of the read-only rootfs image becomes writable: the job gets its own copy.
+      uint64_t pa = pmm::alloc();
+      if (!pa) end_job(kReqMemLimit, 0);
+      memcpy(phys(pa), phys(e & kAddrMask), kPage);
+      *leaf = pa | pte_flags(prot);
     } else {
       uint64_t keep = e & (kAddrMask | kImage | (huge ? kPs : 0));
       *leaf = keep | (prot ? pte_flags(prot) : kBacked);
@@ -343,6 +349,14 @@ uint64_t translate(uint64_t va) {
   if (!leaf || !(*leaf & kP)) return 0;
   return huge ? (*leaf & kAddrMask & ~(kHuge - 1)) + (va & (kHuge - 1) & ~(kPage - 1))
               : (*leaf & kAddrMask);
+}
+
+int vma_count() { return g_nvmas; }
+
+void vma_at(int i, uint64_t* start, uint64_t* end, uint32_t* prot) {
+  *start = g_vmas[i].start;
+  *end = g_vmas[i].end;
+  *prot = g_vmas[i].prot;
 }
 
 }  // namespace k::mm
