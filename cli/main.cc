@@ -1,7 +1,7 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
-// a template), `vmfork template ...` (engine/cli_template.h), `vmfork serve` and `vmfork submit`
-// (engine/cli_serve.h) and `vmfork accel` (what this host's /dev/kvm offers). Thread-safety:
-// single-threaded main.
+// a template), `vmfork template ...` (cli/template.h), `vmfork rootfs ...` (cli/rootfs.h),
+// `vmfork serve` and `vmfork submit` (cli/serve.h) and `vmfork accel` (what this host's
+// /dev/kvm offers). Thread-safety: single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "cli/rootfs.h"
 #include "cli/serve.h"
 #include "cli/template.h"
 #include "cli/util.h"
@@ -68,6 +69,10 @@ static int vmfork_main(int argc, char** argv) {
   cli::TemplateCli template_cli;
   cli::add_template_cli(app, &template_cli);
 
+  // ---- rootfs
+  cli::RootfsCli rootfs_cli;
+  cli::add_rootfs_cli(app, &rootfs_cli);
+
   // ---- serve, submit
   cli::ServeCli serve_cli;
   cli::add_serve_cli(app, &serve_cli);
@@ -95,6 +100,7 @@ static int vmfork_main(int argc, char** argv) {
   }
 
   if (*template_cli.cmd) return cli::run_template_cli(template_cli);
+  if (*rootfs_cli.cmd) return cli::run_rootfs_cli(rootfs_cli);
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");

@@ -1,0 +1,140 @@
+// Store: opening (and sweeping dead temp files), finding, listing and removing images, and the
+// cached automatic image of a host program (see store.h).
+#include "rootfs/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "rootfs/store_files.h"
+
+namespace vmfork::rootfs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<std::vector<std::string>> dir_names(const fs::path& dir) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) return errno_error("opendir " + dir.string());
+  std::vector<std::string> out;
+  while (dirent* e = ::readdir(d.get()))
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) out.emplace_back(e->d_name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status make_dir(const fs::path& p) {
+  if (::mkdir(p.c_str(), 0755) < 0 && errno != EEXIST) return errno_error("mkdir " + p.string());
+  return {};
+}
+
+// Removes temp dirs and files of creates that no longer run: a running create holds the
+// flock on tmp/<id>.lock; a temp dir without a lock file is left over from a crash.
+Status sweep_tmp(const fs::path& tmp) {
+  VF_ASSIGN(auto names, dir_names(tmp));
+  std::error_code ec;
+  for (const auto& n : names) {
+    if (!n.ends_with(".lock")) {
+      if (::access((tmp / (n + ".lock")).c_str(), F_OK) != 0) fs::remove_all(tmp / n, ec);
+      continue;
+    }
+    Fd fd(::open((tmp / n).c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) continue;  // in use (or gone)
+    fs::remove_all(tmp / n.substr(0, n.size() - 5), ec);
+    ::unlink((tmp / n).c_str());
+  }
+  return {};
+}
+
+}  // namespace
+
+Status check_image_name(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.')
+    return plain_error("rootfs name '" + std::string(name) + "': want 1..64 characters of [A-Za-z0-9._-], not starting with '.'");
+  for (char c : name)
+    if (!isalnum(uint8_t(c)) && c != '.' && c != '_' && c != '-')
+      return plain_error("rootfs name '" + std::string(name) + "': want 1..64 characters of [A-Za-z0-9._-], not starting with '.'");
+  return {};
+}
+
+Result<Store> Store::open(const fs::path& store_dir, Limits limits) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(store_dir, ec);
+  if (ec) return Error{"absolute " + store_dir.string(), ec.value()};
+  fs::create_directories(abs, ec);
+  if (ec) return Error{"mkdir " + abs.string(), ec.value()};
+  const fs::path dir = abs / "rootfs";
+  VF_TRY(make_dir(dir));
+  for (const fs::path& d : {files::images_dir(dir), files::names_dir(dir), files::tmp_dir(dir)}) VF_TRY(make_dir(d));
+  VF_TRY(sweep_tmp(files::tmp_dir(dir)));
+  return Store(dir, limits);
+}
+
+Result<ImageInfo> Store::find(std::string_view name) const {
+  VF_ASSIGN(ImageInfo info, files::read_name(dir_, name));
+  struct stat st;
+  if (::stat(info.path.c_str(), &st) < 0) return errno_error("rootfs " + info.name + ": image " + info.path.string());
+  return info;
+}
+
+Result<std::vector<ImageInfo>> Store::list() const {
+  VF_ASSIGN(auto names, dir_names(files::names_dir(dir_)));
+  std::vector<ImageInfo> out;
+  for (const auto& n : names) {
+    if (!n.ends_with(".json")) continue;
+    // A name file that cannot be read is left out here; `find` reports why.
+    auto info = files::read_name(dir_, n.substr(0, n.size() - 5));
+    if (info.ok()) out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+// The name goes first (durably), then the image if nothing else names it: a crash in between
+// leaves an unnamed image, which the next remove of another name (or a create of the same
+// content) deals with, never a name without its image.
+Status Store::remove(std::string_view name) {
+  VF_TRY(check_image_name(name));
+  VF_ASSIGN(Fd lock, files::lock_exclusive(dir_));
+  VF_ASSIGN(ImageInfo info, files::read_name(dir_, name));
+  const fs::path np = files::name_path(dir_, name);
+  if (::unlink(np.c_str()) < 0) return errno_error("unlink " + np.string());
+  VF_TRY(files::fsync_dir(files::names_dir(dir_)));
+  VF_ASSIGN(auto others, dir_names(files::names_dir(dir_)));
+  for (const auto& n : others) {
+    if (!n.ends_with(".json")) continue;
+    auto o = files::read_name(dir_, n.substr(0, n.size() - 5));
+    if (o.ok() && o->hash == info.hash) return {};
+  }
+  if (::unlink(info.path.c_str()) < 0 && errno != ENOENT) return errno_error("unlink " + info.path.string());
+  return files::fsync_dir(files::images_dir(dir_));
+}
+
+Result<ImageInfo> Store::ensure_program_image(const fs::path& program) {
+  std::error_code ec;
+  const fs::path canon = fs::canonical(program, ec);
+  if (ec) return Error{"realpath " + program.string(), ec.value()};
+  struct stat st;
+  if (::stat(canon.c_str(), &st) < 0) return errno_error("stat " + canon.string());
+  if (!S_ISREG(st.st_mode)) return plain_error(program.string() + ": not a regular file");
+  // The key changes when the program is replaced or rebuilt (size or mtime), so a stale image
+  // is never reused; a library upgraded under an unchanged program is not noticed (docs/rootfs.md).
+  std::string key = canon.string();
+  key.push_back('\0');
+  key += std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  char name[32];
+  snprintf(name, sizeof name, "auto-%016llx", static_cast<unsigned long long>(XXH3_64bits(key.data(), key.size())));
+  auto have = find(name);
+  if (have.ok() || have.error().sys_errno != ENOENT) return have;
+  auto made = create_from_host(name, {program.is_absolute() ? program.string() : canon.string()});
+  if (!made.ok() && made.error().sys_errno == EEXIST) return find(name);  // another process built it first
+  return made;
+}
+
+}  // namespace vmfork::rootfs
