@@ -17,6 +17,8 @@
 #include "cli/serve.h"
 #include "cli/template.h"
 #include "cli/util.h"
+#include "rootfs/elf_deps.h"
+#include "rootfs/store.h"
 #include "engine/cold_run.h"
 #include "engine/restore.h"
 #include "engine/result_json.h"
@@ -59,9 +61,11 @@ static int vmfork_main(int argc, char** argv) {
   std::string template_name, store;
   run->add_option("--template", template_name, "run in a clone of this template instead of a cold VM");
   run->add_option("--store", store, "template store directory (with --template)");
-  std::string rootfs_image;
+  std::string rootfs_image, rootfs_name;
+  run->add_option("--rootfs", rootfs_name,
+                  "root file system NAME from `vmfork rootfs create`; PROGRAM is then a path in it");
   run->add_option("--rootfs-image", rootfs_image,
-                  "root file system: an EROFS image file (mkfs.erofs, uncompressed); PROGRAM is then a path in it");
+                  "root file system from an EROFS image file (mkfs.erofs, uncompressed)");
   run->add_option("command", command,
                   "PROGRAM [ARGS...] (after --); with a --template frozen at stdin-wait, none");
 
@@ -127,6 +131,29 @@ static int vmfork_main(int argc, char** argv) {
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
   spec.verbose = verbose;
+  if (!rootfs_name.empty() && !rootfs_image.empty()) return fail("give --rootfs or --rootfs-image, not both");
+  if (!rootfs_name.empty()) {
+    auto rstore = rootfs::Store::open(cli::store_dir(store));
+    if (!rstore.ok()) return fail(rstore.error().message());
+    auto img = rstore->find(rootfs_name);
+    if (!img.ok()) return fail(img.error().message());
+    rootfs_image = img->path.string();
+  } else if (!command.empty() && template_name.empty() && rootfs_image.empty()) {
+    // A dynamically linked host program gets an image of itself and its library closure
+    // (built once, cached in the store); a static one runs as it is.
+    std::string host_program = resolve_program(command[0]);
+    auto dynamic = rootfs::is_dynamic_elf(host_program);
+    if (dynamic.ok() && *dynamic) {
+      auto rstore = rootfs::Store::open(cli::store_dir(store));
+      if (!rstore.ok()) return fail(rstore.error().message());
+      auto img = rstore->ensure_program_image(host_program);
+      if (!img.ok()) return fail(img.error().message());
+      rootfs_image = img->path.string();
+      char* real = realpath(host_program.c_str(), nullptr);
+      command[0] = real ? real : host_program;
+      free(real);
+    }
+  }
   spec.rootfs = rootfs_image;
   if (!command.empty()) spec.program = rootfs_image.empty() ? resolve_program(command[0]) : command[0];
   spec.argv = command;
