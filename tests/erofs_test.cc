@@ -249,7 +249,7 @@ class Checker {
     EXPECT_EQ(ino.mode, st.st_mode);
     EXPECT_EQ(ino.uid, st.st_uid);
     EXPECT_EQ(ino.gid, st.st_gid);
-    if (!S_ISDIR(st.st_mode)) { EXPECT_EQ(ino.nlink, st.st_nlink); }
+    EXPECT_EQ(ino.nlink, st.st_nlink);
     if (fixed_mtime_) {
       EXPECT_EQ(ino.mtime, fixed_mtime_);
     } else if (extended) {
