@@ -89,6 +89,7 @@ Result<ImageInfo> Store::build(std::string_view name_view, std::string source, F
   const fs::path image = work.dir() / "image.erofs";
   const auto deadline = std::chrono::milliseconds(120'000 + staging.budget().bytes / (10 << 20) * 1000);
   VF_TRY(run_mkfs_erofs(image, root, deadline));
+  VF_TRY(normalize_superblock(image));
   auto summary = check_erofs_image(image);
   if (!summary.ok()) return Error{"rootfs " + name + ": mkfs.erofs wrote an image the guest cannot read: " +
                                       summary.error().what, summary.error().sys_errno};

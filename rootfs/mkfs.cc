@@ -23,8 +23,41 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> mkfs_erofs_args(const fs::path& image, const fs::path& dir) {
-  return {"mkfs.erofs", "--quiet", "-x-1", "-T0", std::string("-U") + kImageUuid, "--all-root", image.string(),
-          dir.string()};
+  return {"mkfs.erofs", "--quiet", "-x-1", "--preserve-mtime", std::string("-U") + kImageUuid, "--all-root",
+          image.string(), dir.string()};
+}
+
+namespace {
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as Linux's crc32c(): no final inversion.
+uint32_t crc32c(uint32_t crc, const uint8_t* p, size_t n) {
+  while (n--) {
+    crc ^= *p++;
+    for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
+  }
+  return crc;
+}
+}  // namespace
+
+Status normalize_superblock(const fs::path& image) {
+  constexpr size_t kSbOffset = 1024, kBlock = 4096;
+  Fd fd(::open(image.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return errno_error("open " + image.string());
+  uint8_t sb[kBlock - kSbOffset];
+  if (::pread(fd.get(), sb, sizeof sb, kSbOffset) != ssize_t(sizeof sb)) return errno_error("read superblock of " + image.string());
+  uint32_t magic, stored, compat;
+  std::memcpy(&magic, sb, 4);
+  std::memcpy(&stored, sb + 4, 4);
+  std::memcpy(&compat, sb + 8, 4);
+  if (magic != 0xE0F5E1E2u) return plain_error(image.string() + ": not an EROFS image (superblock magic)");
+  const bool has_crc = compat & 1;
+  std::memset(sb + 4, 0, 4);
+  if (has_crc && crc32c(~0u, sb, sizeof sb) != stored)
+    return plain_error(image.string() + ": superblock checksum from mkfs.erofs does not verify");
+  std::memset(sb + 24, 0, 12);  // build_time (u64) and build_time_nsec (u32)
+  uint32_t crc = has_crc ? crc32c(~0u, sb, sizeof sb) : 0;
+  std::memcpy(sb + 4, &crc, 4);
+  if (::pwrite(fd.get(), sb, sizeof sb, kSbOffset) != ssize_t(sizeof sb)) return errno_error("write superblock of " + image.string());
+  return {};
 }
 
 Result<std::string> find_mkfs_erofs() {

@@ -311,6 +311,9 @@ Status apply_layer(const fs::path& layer, const fs::path& root, Budget& budget, 
       }
       if (::ftruncate(out.get(), off_t(declared)) < 0) return errno_error(shown + ": ftruncate");
       if (::fchmod(out.get(), mode) < 0) return errno_error(shown + ": fchmod");
+      // The layer's mtime (mkfs.erofs --preserve-mtime): same layers, same image bytes.
+      const struct timespec times[2] = {{archive_entry_mtime(e), 0}, {archive_entry_mtime(e), 0}};
+      if (::futimens(out.get(), times) < 0) return errno_error(shown + ": futimens");
     }
     this_layer.insert(rel);
   }

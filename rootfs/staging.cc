@@ -222,6 +222,9 @@ Status Staging::copy_file(const fs::path& src, const fs::path& dst, const struct
     if (n == 0) break;
   }
   if (::fchmod(out.get(), st.st_mode & 07777) < 0) return errno_error("fchmod " + dst.string());
+  // The file keeps its mtime (mkfs.erofs --preserve-mtime): CPython checks .pyc files by it.
+  const struct timespec times[2] = {st.st_mtim, st.st_mtim};
+  if (::futimens(out.get(), times) < 0) return errno_error("futimens " + dst.string());
   if (st.st_nlink > 1) links_[key] = dst.string();
   if (note_elf && is_elf64_x86_64_header(in.get())) elf_files_.push_back(src.string());
   return {};
@@ -267,12 +270,31 @@ Status Staging::finish() {
       if (::lstat(p.c_str(), &st) == 0) continue;
       VF_TRY(budget_.charge(strlen(text), p.string()));
       VF_TRY(write_file(p, text, 0644));
+      made_files_.push_back(p);
     }
   }
   // Deepest first: a directory's mode may take away the search permission its children need.
   for (auto it = dir_modes_.rbegin(); it != dir_modes_.rend(); ++it)
     if (::chmod(it->first.c_str(), it->second) < 0) return errno_error("chmod " + it->first);
   if (::chmod(root_.c_str(), 0755) < 0) return errno_error("chmod " + root_.string());
+  // Directories and symlinks are made here, so their mtimes are the build's: set them to 0 so
+  // that equal trees give equal images (regular files keep the source's mtime).
+  return zero_made_mtimes();
+}
+
+Status Staging::zero_made_mtimes() {
+  const struct timespec zero[2] = {{0, 0}, {0, 0}};
+  std::error_code ec;
+  std::vector<fs::path> paths = made_files_;
+  paths.push_back(root_);
+  for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    auto type = it->symlink_status(ec).type();
+    if (type == fs::file_type::directory || type == fs::file_type::symlink) paths.push_back(it->path());
+  }
+  if (ec) return Error{"walk " + root_.string(), ec.value()};
+  for (const auto& p : paths)
+    if (::utimensat(AT_FDCWD, p.c_str(), zero, AT_SYMLINK_NOFOLLOW) < 0) return errno_error("utimensat " + p.string());
   return {};
 }
 

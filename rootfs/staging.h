@@ -73,9 +73,12 @@ class Staging {
                    bool note_elf);
   Status copy_symlink(const std::filesystem::path& src, const std::filesystem::path& dst, bool host_mode);
   std::filesystem::path staged(const std::string& host_abs) const;
+  // Sets the mtime of every directory and symlink, and of the files finish() wrote, to 0.
+  Status zero_made_mtimes();
 
   std::filesystem::path root_;
   Budget budget_;
+  std::vector<std::filesystem::path> made_files_;             // written by finish(), not copied
   std::map<std::string, mode_t> dir_modes_;                 // staged dir -> mode to apply in finish()
   std::map<std::pair<dev_t, ino_t>, std::string> links_;     // source inode -> first staged path
   std::set<std::string> done_;                              // host paths staged (recursive ones with "/r")
