@@ -26,6 +26,7 @@
 
 #include "rootfs/elf_deps.h"
 #include "rootfs/erofs_check.h"
+#include "rootfs/mkfs.h"
 #include "rootfs/oci.h"
 #include "rootfs/store.h"
 
@@ -323,6 +324,20 @@ TEST(RootfsStore, BadNamesAndLimits) {
   EXPECT_TRUE(fs::is_empty(store->dir() / "images"));
 }
 
+TEST(RootfsStore, PseudoFileSystemsAreNotCopied) {
+  TempDir t;
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  auto info = store->create_from_host("p", {"/proc/sys/kernel"});
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  const fs::path x = extract(*info, t.path());
+  EXPECT_TRUE(fs::is_directory(x / "proc/sys/kernel"));
+  EXPECT_TRUE(fs::is_empty(x / "proc/sys/kernel"));
+  auto file = store->create_from_host("q", {"/proc/version"});
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.error().message().find("pseudo file system"), std::string::npos) << file.error().message();
+}
+
 TEST(RootfsStore, OpenRemovesStaleTempFiles) {
   TempDir t;
   ASSERT_TRUE(Store::open(t.path() / "store").ok());
@@ -368,6 +383,59 @@ TEST(RootfsStore, ProgramImageIsCached) {
   EXPECT_TRUE(read_file(x / "usr/bin/ls") == read_file("/usr/bin/ls"));
   EXPECT_TRUE(fs::exists(x / "lib64/ld-linux-x86-64.so.2"));
   EXPECT_TRUE(fs::exists(x / "lib/x86_64-linux-gnu/libselinux.so.1"));
+}
+
+// The example image: CPython with its standard library. Every extension module must
+// import in a chroot of the extracted image, which proves the library closure is complete.
+TEST(RootfsStore, PythonImageImportsEveryExtensionModule) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chroot(2) needs root";
+  TempDir t;
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  auto info = store->create_from_host("py", {"/usr/bin/python3", "/usr/lib/python3.11"});
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  const fs::path x = extract(*info, t.path());
+  int st = -1;
+  std::string out = run("chroot " + x.string() + " /usr/bin/python3 -c '"
+                        "import os, importlib\n"
+                        "bad = []\n"
+                        "for f in sorted(os.listdir(\"/usr/lib/python3.11/lib-dynload\")):\n"
+                        "  m = f.split(\".\")[0]\n"
+                        "  try: importlib.import_module(m)\n"
+                        "  except Exception as e: bad.append(m + \": \" + str(e))\n"
+                        "import sqlite3, hashlib\n"
+                        "print(sqlite3.connect(\":memory:\").execute(\"select 6*7\").fetchone()[0], hashlib.sha256(b\"\").hexdigest()[:8], bad)"
+                        "' 2>&1",
+                        &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(out, "42 e3b0c442 []\n");
+}
+
+TEST(RootfsMkfs, FailureCarriesItsStderr) {
+  TempDir t;
+  Status s = run_mkfs_erofs(t.path() / "x.erofs", t.path() / "no-such-dir", std::chrono::seconds(30));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("mkfs.erofs"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("exit status"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("no-such-dir"), std::string::npos) << s.error().message();
+}
+
+TEST(RootfsCheck, RefusesWhatTheGuestCannotRead) {
+  TempDir t;
+  write_file(t.path() / "src" / "f", std::string(100000, 'a'));
+  EXPECT_FALSE(check_erofs_image(t.path() / "src" / "f").ok());  // not EROFS at all
+  // A compressed image (mkfs.erofs -zlz4) uses an incompat feature and compressed layouts.
+  int st = -1;
+  std::string log = run("mkfs.erofs --quiet -zlz4 " + (t.path() / "z.erofs").string() + " " + (t.path() / "src").string() + " 2>&1", &st);
+  ASSERT_EQ(st, 0) << log;
+  auto z = check_erofs_image(t.path() / "z.erofs");
+  ASSERT_FALSE(z.ok());
+  EXPECT_NE(z.error().message().find("incompatible features"), std::string::npos) << z.error().message();
+  // A truncated image is refused, not read past its end.
+  ASSERT_EQ(run("mkfs.erofs --quiet -x-1 " + (t.path() / "p.erofs").string() + " " + (t.path() / "src").string() + " 2>&1", &st), "");
+  ASSERT_TRUE(check_erofs_image(t.path() / "p.erofs").ok());
+  fs::resize_file(t.path() / "p.erofs", 4096);
+  EXPECT_FALSE(check_erofs_image(t.path() / "p.erofs").ok());
 }
 
 // ---- OCI: layers written with libarchive.
