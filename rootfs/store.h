@@ -56,7 +56,8 @@ class Store {
   Result<ImageInfo> find(std::string_view name) const;
   /// Every named image, sorted by name.
   Result<std::vector<ImageInfo>> list() const;
-  /// Removes the name; the image file is unlinked when no other name refers to it.
+  /// Removes the name; the image file is unlinked when no other name refers to it (and so is
+  /// any image a crashed create left without a name).
   Status remove(std::string_view name);
 
   /// The automatic image of a dynamically linked host program: the program + its shared-library

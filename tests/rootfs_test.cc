@@ -136,6 +136,112 @@ void make_tree(const fs::path& d, unsigned seed = 1) {
   ::link((d / "a.txt").c_str(), (d / "hardlink").c_str());
 }
 
+// ---- OCI: layers written with libarchive.
+
+struct TarEntry {
+  std::string path;
+  char type;  // 'f' file, 'd' dir, 'l' symlink, 'h' hard link
+  std::string data;  // file content or link target
+  mode_t mode = 0644;
+};
+
+void write_tar(const fs::path& out, const std::vector<TarEntry>& entries, bool gzip) {
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (gzip) archive_write_add_filter_gzip(a);
+  ASSERT_EQ(archive_write_open_filename(a, out.c_str()), ARCHIVE_OK);
+  for (const auto& e : entries) {
+    archive_entry* en = archive_entry_new();
+    archive_entry_set_pathname(en, e.path.c_str());
+    archive_entry_set_perm(en, e.mode);
+    archive_entry_set_uid(en, 1000);
+    if (e.type == 'f') {
+      archive_entry_set_filetype(en, AE_IFREG);
+      archive_entry_set_size(en, la_int64_t(e.data.size()));
+    } else if (e.type == 'd') {
+      archive_entry_set_filetype(en, AE_IFDIR);
+    } else if (e.type == 'l') {
+      archive_entry_set_filetype(en, AE_IFLNK);
+      archive_entry_set_symlink(en, e.data.c_str());
+    } else {
+      archive_entry_set_filetype(en, AE_IFREG);
+      archive_entry_set_hardlink(en, e.data.c_str());
+    }
+    ASSERT_EQ(archive_write_header(a, en), ARCHIVE_OK) << archive_error_string(a);
+    if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
+    archive_entry_free(en);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
+
+std::vector<TarEntry> layer1() {
+  return {{"./", 'd', "", 0755},
+          {"etc/", 'd', "", 0755},
+          {"etc/hello", 'f', "old\n"},
+          {"usr/bin/tool", 'f', "#!/bin/sh\n", 0755},
+          {"keep/a", 'f', "a"},
+          {"keep/b", 'f', "b"},
+          {"opaque/", 'd', "", 0750},
+          {"opaque/x", 'f', "x"},
+          {"opaque/sub/y", 'f', "y"},
+          {"gone.txt", 'f', "gone"},
+          {"gonedir/f", 'f', "f"},
+          {"bin", 'l', "usr/bin"},
+          {"usr/bin/tool2", 'h', "usr/bin/tool"}};
+}
+
+std::vector<TarEntry> layer2() {
+  return {{"./.wh.gone.txt", 'f', ""},
+          {".wh.gonedir", 'f', ""},
+          {"opaque/", 'd', "", 0750},
+          {"opaque/.wh..wh..opq", 'f', ""},
+          {"opaque/z", 'f', "z"},
+          {"etc/hello", 'f', "new\n", 0600},
+          {"/abs/file", 'f', "confined\n"}};
+}
+
+void check_layers_applied(const fs::path& x, const fs::path& image) {
+  EXPECT_EQ(read_file(x / "etc/hello"), "new\n");
+  EXPECT_EQ(fs::status(x / "etc/hello").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(read_file(x / "keep/a"), "a");
+  EXPECT_EQ(read_file(x / "keep/b"), "b");
+  EXPECT_FALSE(fs::exists(x / "gone.txt"));
+  EXPECT_FALSE(fs::exists(x / "gonedir"));
+  EXPECT_FALSE(fs::exists(x / ".wh.gone.txt"));
+  EXPECT_FALSE(fs::exists(x / "opaque/x"));
+  EXPECT_FALSE(fs::exists(x / "opaque/sub"));
+  EXPECT_FALSE(fs::exists(x / "opaque/.wh..wh..opq"));
+  EXPECT_EQ(read_file(x / "opaque/z"), "z");
+  EXPECT_EQ(fs::read_symlink(x / "bin"), "usr/bin");
+  EXPECT_EQ(read_file(x / "usr/bin/tool2"), "#!/bin/sh\n");
+  EXPECT_EQ(read_file(x / "abs/file"), "confined\n");
+  EXPECT_EQ(nid_of(image, "/usr/bin/tool"), nid_of(image, "/usr/bin/tool2"));
+  EXPECT_EQ(fs::status(x / "usr/bin/tool").permissions(), fs::perms(0755));
+  EXPECT_TRUE(fs::is_directory(x / "tmp"));
+  EXPECT_TRUE(fs::exists(x / "etc/passwd"));
+}
+
+// An OCI image layout (image-spec "Image Layout") with the two layers; digests are names only
+// here (the importer does not re-hash blobs).
+void make_oci_layout(const fs::path& d) {
+  fs::create_directories(d / "blobs/sha256");
+  const std::string l1 = std::string(63, '1') + "a", l2 = std::string(63, '2') + "b", m = std::string(63, '3') + "c",
+                    cfg = std::string(63, '4') + "d";
+  write_tar(d / "blobs/sha256" / l1, layer1(), true);
+  write_tar(d / "blobs/sha256" / l2, layer2(), false);
+  write_file(d / "blobs/sha256" / cfg, "{}");
+  write_file(d / "blobs/sha256" / m,
+             R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+             R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" + cfg + R"(","size":2},)"
+             R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" + l1 + R"(","size":1},)"
+             R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" + l2 + R"(","size":1}]})");
+  write_file(d / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  write_file(d / "index.json",
+             R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+             R"("digest":"sha256:)" + m + R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
+}
+
 TEST(RootfsClosure, Python3MatchesLdd) {
   auto c = library_closure({"/usr/bin/python3"});
   ASSERT_TRUE(c.ok()) << c.error().message();
@@ -299,6 +405,28 @@ TEST(RootfsStore, SameTreeTwiceIsStoredOnce) {
   ASSERT_TRUE(store->remove("b").ok());
   EXPECT_FALSE(fs::exists(b->path));
   EXPECT_TRUE(store->list()->empty());
+
+  // An image a crashed create left without a name goes with the next remove.
+  auto c = store->create_from_dir("c", t.path() / "one");
+  ASSERT_TRUE(c.ok());
+  write_file(store->dir() / "images" / (std::string(32, '0') + ".erofs"), "orphan", 0444);
+  ASSERT_TRUE(store->remove("c").ok());
+  EXPECT_TRUE(fs::is_empty(store->dir() / "images"));
+}
+
+TEST(RootfsStore, UmaskDoesNotChangeTheImage) {
+  TempDir t;
+  make_oci_layout(t.path() / "oci");
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  mode_t old = ::umask(022);
+  auto a = store->create_from_oci("a", t.path() / "oci");
+  ::umask(077);
+  auto b = store->create_from_oci("b", t.path() / "oci");
+  ::umask(old);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(a->hash, b->hash);
 }
 
 TEST(RootfsStore, BadNamesAndLimits) {
@@ -436,112 +564,6 @@ TEST(RootfsCheck, RefusesWhatTheGuestCannotRead) {
   ASSERT_TRUE(check_erofs_image(t.path() / "p.erofs").ok());
   fs::resize_file(t.path() / "p.erofs", 4096);
   EXPECT_FALSE(check_erofs_image(t.path() / "p.erofs").ok());
-}
-
-// ---- OCI: layers written with libarchive.
-
-struct TarEntry {
-  std::string path;
-  char type;  // 'f' file, 'd' dir, 'l' symlink, 'h' hard link
-  std::string data;  // file content or link target
-  mode_t mode = 0644;
-};
-
-void write_tar(const fs::path& out, const std::vector<TarEntry>& entries, bool gzip) {
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  if (gzip) archive_write_add_filter_gzip(a);
-  ASSERT_EQ(archive_write_open_filename(a, out.c_str()), ARCHIVE_OK);
-  for (const auto& e : entries) {
-    archive_entry* en = archive_entry_new();
-    archive_entry_set_pathname(en, e.path.c_str());
-    archive_entry_set_perm(en, e.mode);
-    archive_entry_set_uid(en, 1000);
-    if (e.type == 'f') {
-      archive_entry_set_filetype(en, AE_IFREG);
-      archive_entry_set_size(en, la_int64_t(e.data.size()));
-    } else if (e.type == 'd') {
-      archive_entry_set_filetype(en, AE_IFDIR);
-    } else if (e.type == 'l') {
-      archive_entry_set_filetype(en, AE_IFLNK);
-      archive_entry_set_symlink(en, e.data.c_str());
-    } else {
-      archive_entry_set_filetype(en, AE_IFREG);
-      archive_entry_set_hardlink(en, e.data.c_str());
-    }
-    ASSERT_EQ(archive_write_header(a, en), ARCHIVE_OK) << archive_error_string(a);
-    if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
-    archive_entry_free(en);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-}
-
-std::vector<TarEntry> layer1() {
-  return {{"./", 'd', "", 0755},
-          {"etc/", 'd', "", 0755},
-          {"etc/hello", 'f', "old\n"},
-          {"usr/bin/tool", 'f', "#!/bin/sh\n", 0755},
-          {"keep/a", 'f', "a"},
-          {"keep/b", 'f', "b"},
-          {"opaque/", 'd', "", 0750},
-          {"opaque/x", 'f', "x"},
-          {"opaque/sub/y", 'f', "y"},
-          {"gone.txt", 'f', "gone"},
-          {"gonedir/f", 'f', "f"},
-          {"bin", 'l', "usr/bin"},
-          {"usr/bin/tool2", 'h', "usr/bin/tool"}};
-}
-
-std::vector<TarEntry> layer2() {
-  return {{"./.wh.gone.txt", 'f', ""},
-          {".wh.gonedir", 'f', ""},
-          {"opaque/", 'd', "", 0750},
-          {"opaque/.wh..wh..opq", 'f', ""},
-          {"opaque/z", 'f', "z"},
-          {"etc/hello", 'f', "new\n", 0600},
-          {"/abs/file", 'f', "confined\n"}};
-}
-
-void check_layers_applied(const fs::path& x, const fs::path& image) {
-  EXPECT_EQ(read_file(x / "etc/hello"), "new\n");
-  EXPECT_EQ(fs::status(x / "etc/hello").permissions(), fs::perms::owner_read | fs::perms::owner_write);
-  EXPECT_EQ(read_file(x / "keep/a"), "a");
-  EXPECT_EQ(read_file(x / "keep/b"), "b");
-  EXPECT_FALSE(fs::exists(x / "gone.txt"));
-  EXPECT_FALSE(fs::exists(x / "gonedir"));
-  EXPECT_FALSE(fs::exists(x / ".wh.gone.txt"));
-  EXPECT_FALSE(fs::exists(x / "opaque/x"));
-  EXPECT_FALSE(fs::exists(x / "opaque/sub"));
-  EXPECT_FALSE(fs::exists(x / "opaque/.wh..wh..opq"));
-  EXPECT_EQ(read_file(x / "opaque/z"), "z");
-  EXPECT_EQ(fs::read_symlink(x / "bin"), "usr/bin");
-  EXPECT_EQ(read_file(x / "usr/bin/tool2"), "#!/bin/sh\n");
-  EXPECT_EQ(read_file(x / "abs/file"), "confined\n");
-  EXPECT_EQ(nid_of(image, "/usr/bin/tool"), nid_of(image, "/usr/bin/tool2"));
-  EXPECT_EQ(fs::status(x / "usr/bin/tool").permissions(), fs::perms(0755));
-  EXPECT_TRUE(fs::is_directory(x / "tmp"));
-  EXPECT_TRUE(fs::exists(x / "etc/passwd"));
-}
-
-// An OCI image layout (image-spec "Image Layout") with the two layers; digests are names only
-// here (the importer does not re-hash blobs).
-void make_oci_layout(const fs::path& d) {
-  fs::create_directories(d / "blobs/sha256");
-  const std::string l1 = std::string(63, '1') + "a", l2 = std::string(63, '2') + "b", m = std::string(63, '3') + "c",
-                    cfg = std::string(63, '4') + "d";
-  write_tar(d / "blobs/sha256" / l1, layer1(), true);
-  write_tar(d / "blobs/sha256" / l2, layer2(), false);
-  write_file(d / "blobs/sha256" / cfg, "{}");
-  write_file(d / "blobs/sha256" / m,
-             R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-             R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" + cfg + R"(","size":2},)"
-             R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" + l1 + R"(","size":1},)"
-             R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" + l2 + R"(","size":1}]})");
-  write_file(d / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-  write_file(d / "index.json",
-             R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-             R"("digest":"sha256:)" + m + R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
 }
 
 TEST(RootfsOci, LayoutLayersAndWhiteouts) {
