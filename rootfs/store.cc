@@ -128,6 +128,26 @@ Status Store::remove(std::string_view name) {
   return removed ? files::fsync_dir(files::images_dir(dir_)) : Status{};
 }
 
+Result<fs::path> Store::image_path(std::string_view hash) const {
+  bool hex = hash.size() == 32;
+  for (char c : hash) hex = hex && (isdigit(uint8_t(c)) || (c >= 'a' && c <= 'f'));
+  if (!hex) return plain_error("rootfs image '" + std::string(hash) + "': not 32 lowercase hex digits");
+  fs::path p = files::image_path(dir_, hash);
+  struct stat st;
+  if (::stat(p.c_str(), &st) < 0) {
+    if (errno == ENOENT) return Error{"rootfs image " + std::string(hash) + ": not found", ENOENT};
+    return errno_error("stat " + p.string());
+  }
+  return p;
+}
+
+Status verify_image(const fs::path& image, std::string_view hash) {
+  VF_ASSIGN(std::string have, files::hash_file(image, nullptr));
+  if (have != hash)
+    return plain_error("rootfs image " + image.string() + ": content hash " + have + ", want " + std::string(hash));
+  return {};
+}
+
 Result<ImageInfo> Store::ensure_program_image(const fs::path& program) {
   std::error_code ec;
   const fs::path canon = fs::canonical(program, ec);

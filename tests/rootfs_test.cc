@@ -362,6 +362,26 @@ TEST(RootfsStore, FromHostCopiesFilesLinksAndLibraries) {
   ASSERT_EQ(::stat((x / src.relative_path() / "a.txt").c_str(), &rs), 0);
   EXPECT_EQ(rs.st_uid, 0u);
 
+  EXPECT_TRUE(verify_image(info->path, info->hash).ok());
+  auto by_hash = store->image_path(info->hash);
+  ASSERT_TRUE(by_hash.ok()) << by_hash.error().message();
+  EXPECT_EQ(*by_hash, info->path);
+  EXPECT_FALSE(store->image_path(std::string(32, '0')).ok());
+  EXPECT_FALSE(store->image_path("../../etc/passwd").ok());
+  {
+    // A changed image is caught (written through a copy: the stored file is read-only).
+    const fs::path copy = t.path() / "changed.erofs";
+    fs::copy_file(info->path, copy);
+    fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 * 2);
+    f.put('!');
+    f.close();
+    Status v = verify_image(copy, info->hash);
+    ASSERT_FALSE(v.ok());
+    EXPECT_NE(v.error().message().find("want " + info->hash), std::string::npos) << v.error().message();
+  }
+
   auto found = store->find("small");
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->hash, info->hash);
