@@ -22,6 +22,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rootfs/elf_deps.h"
@@ -432,6 +433,36 @@ TEST(RootfsStore, SameTreeTwiceIsStoredOnce) {
   write_file(store->dir() / "images" / (std::string(32, '0') + ".erofs"), "orphan", 0444);
   ASSERT_TRUE(store->remove("c").ok());
   EXPECT_TRUE(fs::is_empty(store->dir() / "images"));
+}
+
+// Creates from several threads (each with its own Store, as separate processes would have)
+// commit under the flock: same content -> one image; same name -> exactly one winner.
+TEST(RootfsStore, ConcurrentCreates) {
+  TempDir t;
+  make_tree(t.path() / "src");
+  ASSERT_TRUE(Store::open(t.path() / "store").ok());
+  std::vector<Result<ImageInfo>> results(6, Error{"not run"});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&, i] {
+      auto store = Store::open(t.path() / "store");
+      if (!store.ok()) return;
+      results[size_t(i)] = store->create_from_dir(i < 4 ? "n" + std::to_string(i) : "same", t.path() / "src");
+    });
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(results[size_t(i)].ok()) << results[size_t(i)].error().message();
+  EXPECT_NE(results[4].ok(), results[5].ok());
+  const auto& loser = results[4].ok() ? results[5] : results[4];
+  if (!loser.ok()) {
+    EXPECT_EQ(loser.error().sys_errno, EEXIST) << loser.error().message();
+  }
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(store->list()->size(), 5u);
+  size_t images = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(store->dir() / "images")) ++images;
+  EXPECT_EQ(images, 1u);
+  EXPECT_TRUE(fs::is_empty(store->dir() / "tmp"));
 }
 
 TEST(RootfsStore, UmaskDoesNotChangeTheImage) {
