@@ -29,19 +29,30 @@ class TempWork {
  public:
   static Result<TempWork> make(const fs::path& tmp) {
     static std::atomic<uint64_t> counter{0};
-    uint64_t r = 0;
-    if (::getrandom(&r, sizeof r, 0) != sizeof r) r = uint64_t(::time(nullptr));
-    char id[64];
-    snprintf(id, sizeof id, "%d-%llu-%016llx", int(::getpid()), static_cast<unsigned long long>(counter++),
-             static_cast<unsigned long long>(r));
-    TempWork w;
-    w.dir_ = tmp / id;
-    w.lock_path_ = tmp / (std::string(id) + ".lock");
-    w.lock_ = Fd(::open(w.lock_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!w.lock_.valid()) return errno_error("create " + w.lock_path_.string());
-    if (::flock(w.lock_.get(), LOCK_EX | LOCK_NB) < 0) return errno_error("flock " + w.lock_path_.string());
-    if (::mkdir(w.dir_.c_str(), 0700) < 0) return errno_error("mkdir " + w.dir_.string());
-    return w;
+    // Store::open's sweep may lock and delete a lock file between its creation and our flock;
+    // then the path no longer names our file, and we start again under a new id.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      uint64_t r = 0;
+      if (::getrandom(&r, sizeof r, 0) != sizeof r) r = uint64_t(::time(nullptr));
+      char id[64];
+      snprintf(id, sizeof id, "%d-%llu-%016llx", int(::getpid()), static_cast<unsigned long long>(counter++),
+               static_cast<unsigned long long>(r));
+      TempWork w;
+      w.dir_ = tmp / id;
+      w.lock_path_ = tmp / (std::string(id) + ".lock");
+      Fd fd(::open(w.lock_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      if (!fd.valid()) return errno_error("create " + w.lock_path_.string());
+      while (::flock(fd.get(), LOCK_EX) < 0)
+        if (errno != EINTR) return errno_error("flock " + w.lock_path_.string());
+      struct stat mine, named;
+      if (::fstat(fd.get(), &mine) < 0) return errno_error("fstat " + w.lock_path_.string());
+      if (::stat(w.lock_path_.c_str(), &named) < 0 || named.st_ino != mine.st_ino || named.st_dev != mine.st_dev)
+        continue;
+      w.lock_ = std::move(fd);
+      if (::mkdir(w.dir_.c_str(), 0700) < 0) return errno_error("mkdir " + w.dir_.string());
+      return w;
+    }
+    return plain_error("create a temp dir in " + tmp.string() + ": lost the race with Store::open 8 times");
   }
   TempWork() = default;
   TempWork(TempWork&&) = default;

@@ -68,7 +68,14 @@ Result<Fd> open_dir_in_root(int rootfd, const std::vector<std::string>& comps, s
     if (errno != ENOENT || !create || n == 0 || attempt == 1) return errno_error("openat2 " + rel);
     VF_ASSIGN(Fd parent, open_dir_in_root(rootfd, comps, n - 1, true, budget, made));
     VF_TRY(budget.charge(0, rel));
-    if (::mkdirat(parent.get(), comps[n - 1].c_str(), 0755) < 0 && errno != EEXIST) return errno_error("mkdir " + rel);
+    if (::mkdirat(parent.get(), comps[n - 1].c_str(), 0755) < 0) {
+      if (errno != EEXIST) return errno_error("mkdir " + rel);
+      continue;  // there already (a symlink to a missing directory fails on the retry)
+    }
+    // Explicitly, so that the umask cannot change the image's bytes.
+    if (::fchmodat(parent.get(), comps[n - 1].c_str(), 0755, AT_SYMLINK_NOFOLLOW) < 0 &&
+        ::fchmodat(parent.get(), comps[n - 1].c_str(), 0755, 0) < 0)
+      return errno_error("chmod " + rel);
     if (made) made->insert(rel);
   }
   return errno_error("openat2 " + rel);

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +35,20 @@ Result<std::vector<std::string>> sorted_entries(const fs::path& dir) {
   if (errno) return errno_error("readdir " + dir.string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// Kernel pseudo file systems: their files are not data (a read of /proc/kmsg blocks forever,
+// /sys files change under the reader), so they are never copied; their directories stay empty.
+bool is_pseudo_fs(const char* path) {
+  struct statfs sf;
+  if (::statfs(path, &sf) < 0) return false;
+  switch (sf.f_type) {
+    case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC:
+    case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: case BPF_FS_MAGIC: case DEVPTS_SUPER_MAGIC:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool is_elf64_x86_64_header(int fd) {
@@ -160,7 +176,7 @@ Status Staging::copy_entry(const fs::path& src, const fs::path& dst, bool recurs
     } else if (!S_ISDIR(have.st_mode)) {
       return Error{"stage " + d.src.string() + ": staged as a non-directory", ENOTDIR};
     }
-    if (!recursive) continue;
+    if (!recursive || is_pseudo_fs(d.src.c_str())) continue;
     if (d.depth >= kMaxDepth) return plain_error("stage " + d.src.string() + ": directories nested deeper than " +
                                                  std::to_string(kMaxDepth));
     VF_ASSIGN(auto names, sorted_entries(d.src));
@@ -190,6 +206,7 @@ Status Staging::copy_file(const fs::path& src, const fs::path& dst, const struct
       return {};
     }
   }
+  if (is_pseudo_fs(src.c_str())) return plain_error("stage " + src.string() + ": on a kernel pseudo file system (not copied)");
   VF_TRY(budget_.charge(uint64_t(st.st_size), src.string()));
   Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!in.valid()) return errno_error("open " + src.string());

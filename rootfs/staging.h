@@ -47,7 +47,9 @@ class Staging {
   /// A directory is copied recursively when `recursive`; inside it, a symlink is kept as a
   /// symlink and its target is staged too (a directory target only as an empty directory,
   /// unless it is itself under a recursively copied path). Sockets, FIFOs and device nodes are
-  /// skipped. Regular files that are ELF64 x86-64 are remembered in elf_files().
+  /// skipped. Directories on kernel pseudo file systems (/proc, /sys, cgroups, ...) are made
+  /// but not entered; a file on one is an error. ELF64 x86-64 regular files are remembered in
+  /// elf_files().
   Status add_host_path(const std::string& host, bool recursive);
 
   /// Copies the contents of directory `dir` to root() as they are (symlinks as symlinks, not

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "rootfs/store_files.h"
 
@@ -96,9 +97,10 @@ Result<std::vector<ImageInfo>> Store::list() const {
   return out;
 }
 
-// The name goes first (durably), then the image if nothing else names it: a crash in between
-// leaves an unnamed image, which the next remove of another name (or a create of the same
-// content) deals with, never a name without its image.
+// The name goes first (durably), then every image no name refers to: this one if it was its
+// last name, and any left unnamed by a crash between a create's two renames. A crash in
+// between leaves an unnamed image, never a name without its image. Under the exclusive flock,
+// so no create is between its image rename and its name write.
 Status Store::remove(std::string_view name) {
   VF_TRY(check_image_name(name));
   VF_ASSIGN(Fd lock, files::lock_exclusive(dir_));
@@ -106,14 +108,44 @@ Status Store::remove(std::string_view name) {
   const fs::path np = files::name_path(dir_, name);
   if (::unlink(np.c_str()) < 0) return errno_error("unlink " + np.string());
   VF_TRY(files::fsync_dir(files::names_dir(dir_)));
+  std::set<std::string> named;
   VF_ASSIGN(auto others, dir_names(files::names_dir(dir_)));
   for (const auto& n : others) {
     if (!n.ends_with(".json")) continue;
     auto o = files::read_name(dir_, n.substr(0, n.size() - 5));
-    if (o.ok() && o->hash == info.hash) return {};
+    // A name file that cannot be read might name anything: then no image is reclaimed.
+    if (!o.ok()) return {};
+    named.insert(o->hash + ".erofs");
   }
-  if (::unlink(info.path.c_str()) < 0 && errno != ENOENT) return errno_error("unlink " + info.path.string());
-  return files::fsync_dir(files::images_dir(dir_));
+  VF_ASSIGN(auto images, dir_names(files::images_dir(dir_)));
+  bool removed = false;
+  for (const auto& f : images) {
+    if (!f.ends_with(".erofs") || named.count(f)) continue;
+    const fs::path p = files::images_dir(dir_) / f;
+    if (::unlink(p.c_str()) < 0 && errno != ENOENT) return errno_error("unlink " + p.string());
+    removed = true;
+  }
+  return removed ? files::fsync_dir(files::images_dir(dir_)) : Status{};
+}
+
+Result<fs::path> Store::image_path(std::string_view hash) const {
+  bool hex = hash.size() == 32;
+  for (char c : hash) hex = hex && (isdigit(uint8_t(c)) || (c >= 'a' && c <= 'f'));
+  if (!hex) return plain_error("rootfs image '" + std::string(hash) + "': not 32 lowercase hex digits");
+  fs::path p = files::image_path(dir_, hash);
+  struct stat st;
+  if (::stat(p.c_str(), &st) < 0) {
+    if (errno == ENOENT) return Error{"rootfs image " + std::string(hash) + ": not found", ENOENT};
+    return errno_error("stat " + p.string());
+  }
+  return p;
+}
+
+Status verify_image(const fs::path& image, std::string_view hash) {
+  VF_ASSIGN(std::string have, files::hash_file(image, nullptr));
+  if (have != hash)
+    return plain_error("rootfs image " + image.string() + ": content hash " + have + ", want " + std::string(hash));
+  return {};
 }
 
 Result<ImageInfo> Store::ensure_program_image(const fs::path& program) {

@@ -56,13 +56,19 @@ class Store {
   Result<ImageInfo> find(std::string_view name) const;
   /// Every named image, sorted by name.
   Result<std::vector<ImageInfo>> list() const;
-  /// Removes the name; the image file is unlinked when no other name refers to it.
+  /// Removes the name; the image file is unlinked when no other name refers to it (and so is
+  /// any image a crashed create left without a name).
   Status remove(std::string_view name);
 
   /// The automatic image of a dynamically linked host program: the program + its shared-library
   /// closure, cached in the store (name "auto-<16 hex of XXH3-64 of the program's canonical
   /// path, size and mtime>"); built on first use, reused after.
   Result<ImageInfo> ensure_program_image(const std::filesystem::path& program);
+
+  /// The stored image with content hash `hash` (32 hex digits), whatever its names: for a
+  /// template that recorded the hash of the image it was made with. Error "rootfs image HASH:
+  /// not found" (ENOENT).
+  Result<std::filesystem::path> image_path(std::string_view hash) const;
 
   /// STORE/rootfs.
   const std::filesystem::path& dir() const { return dir_; }
@@ -75,6 +81,11 @@ class Store {
   std::filesystem::path dir_;
   Limits limits_;
 };
+
+/// Re-reads the image file and checks that its XXH3-128 is `hash`; error "rootfs image PATH:
+/// content hash H, want HASH" when it was changed. Reads the whole file (~20 ms per 100 MiB
+/// from the page cache).
+Status verify_image(const std::filesystem::path& image, std::string_view hash);
 
 /// Checks an image name: [A-Za-z0-9._-], 1..64 characters, not starting with '.'.
 Status check_image_name(std::string_view name);

@@ -22,10 +22,12 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rootfs/elf_deps.h"
 #include "rootfs/erofs_check.h"
+#include "rootfs/mkfs.h"
 #include "rootfs/oci.h"
 #include "rootfs/store.h"
 
@@ -133,6 +135,112 @@ void make_tree(const fs::path& d, unsigned seed = 1) {
   fs::create_symlink("sub/deeper", d / "dirlink");
   fs::create_symlink("/nonexistent/target", d / "dangling");
   ::link((d / "a.txt").c_str(), (d / "hardlink").c_str());
+}
+
+// ---- OCI: layers written with libarchive.
+
+struct TarEntry {
+  std::string path;
+  char type;  // 'f' file, 'd' dir, 'l' symlink, 'h' hard link
+  std::string data;  // file content or link target
+  mode_t mode = 0644;
+};
+
+void write_tar(const fs::path& out, const std::vector<TarEntry>& entries, bool gzip) {
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (gzip) archive_write_add_filter_gzip(a);
+  ASSERT_EQ(archive_write_open_filename(a, out.c_str()), ARCHIVE_OK);
+  for (const auto& e : entries) {
+    archive_entry* en = archive_entry_new();
+    archive_entry_set_pathname(en, e.path.c_str());
+    archive_entry_set_perm(en, e.mode);
+    archive_entry_set_uid(en, 1000);
+    if (e.type == 'f') {
+      archive_entry_set_filetype(en, AE_IFREG);
+      archive_entry_set_size(en, la_int64_t(e.data.size()));
+    } else if (e.type == 'd') {
+      archive_entry_set_filetype(en, AE_IFDIR);
+    } else if (e.type == 'l') {
+      archive_entry_set_filetype(en, AE_IFLNK);
+      archive_entry_set_symlink(en, e.data.c_str());
+    } else {
+      archive_entry_set_filetype(en, AE_IFREG);
+      archive_entry_set_hardlink(en, e.data.c_str());
+    }
+    ASSERT_EQ(archive_write_header(a, en), ARCHIVE_OK) << archive_error_string(a);
+    if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
+    archive_entry_free(en);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
+
+std::vector<TarEntry> layer1() {
+  return {{"./", 'd', "", 0755},
+          {"etc/", 'd', "", 0755},
+          {"etc/hello", 'f', "old\n"},
+          {"usr/bin/tool", 'f', "#!/bin/sh\n", 0755},
+          {"keep/a", 'f', "a"},
+          {"keep/b", 'f', "b"},
+          {"opaque/", 'd', "", 0750},
+          {"opaque/x", 'f', "x"},
+          {"opaque/sub/y", 'f', "y"},
+          {"gone.txt", 'f', "gone"},
+          {"gonedir/f", 'f', "f"},
+          {"bin", 'l', "usr/bin"},
+          {"usr/bin/tool2", 'h', "usr/bin/tool"}};
+}
+
+std::vector<TarEntry> layer2() {
+  return {{"./.wh.gone.txt", 'f', ""},
+          {".wh.gonedir", 'f', ""},
+          {"opaque/", 'd', "", 0750},
+          {"opaque/.wh..wh..opq", 'f', ""},
+          {"opaque/z", 'f', "z"},
+          {"etc/hello", 'f', "new\n", 0600},
+          {"/abs/file", 'f', "confined\n"}};
+}
+
+void check_layers_applied(const fs::path& x, const fs::path& image) {
+  EXPECT_EQ(read_file(x / "etc/hello"), "new\n");
+  EXPECT_EQ(fs::status(x / "etc/hello").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(read_file(x / "keep/a"), "a");
+  EXPECT_EQ(read_file(x / "keep/b"), "b");
+  EXPECT_FALSE(fs::exists(x / "gone.txt"));
+  EXPECT_FALSE(fs::exists(x / "gonedir"));
+  EXPECT_FALSE(fs::exists(x / ".wh.gone.txt"));
+  EXPECT_FALSE(fs::exists(x / "opaque/x"));
+  EXPECT_FALSE(fs::exists(x / "opaque/sub"));
+  EXPECT_FALSE(fs::exists(x / "opaque/.wh..wh..opq"));
+  EXPECT_EQ(read_file(x / "opaque/z"), "z");
+  EXPECT_EQ(fs::read_symlink(x / "bin"), "usr/bin");
+  EXPECT_EQ(read_file(x / "usr/bin/tool2"), "#!/bin/sh\n");
+  EXPECT_EQ(read_file(x / "abs/file"), "confined\n");
+  EXPECT_EQ(nid_of(image, "/usr/bin/tool"), nid_of(image, "/usr/bin/tool2"));
+  EXPECT_EQ(fs::status(x / "usr/bin/tool").permissions(), fs::perms(0755));
+  EXPECT_TRUE(fs::is_directory(x / "tmp"));
+  EXPECT_TRUE(fs::exists(x / "etc/passwd"));
+}
+
+// An OCI image layout (image-spec "Image Layout") with the two layers; digests are names only
+// here (the importer does not re-hash blobs).
+void make_oci_layout(const fs::path& d) {
+  fs::create_directories(d / "blobs/sha256");
+  const std::string l1 = std::string(63, '1') + "a", l2 = std::string(63, '2') + "b", m = std::string(63, '3') + "c",
+                    cfg = std::string(63, '4') + "d";
+  write_tar(d / "blobs/sha256" / l1, layer1(), true);
+  write_tar(d / "blobs/sha256" / l2, layer2(), false);
+  write_file(d / "blobs/sha256" / cfg, "{}");
+  write_file(d / "blobs/sha256" / m,
+             R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+             R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" + cfg + R"(","size":2},)"
+             R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" + l1 + R"(","size":1},)"
+             R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" + l2 + R"(","size":1}]})");
+  write_file(d / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  write_file(d / "index.json",
+             R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+             R"("digest":"sha256:)" + m + R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
 }
 
 TEST(RootfsClosure, Python3MatchesLdd) {
@@ -255,6 +363,26 @@ TEST(RootfsStore, FromHostCopiesFilesLinksAndLibraries) {
   ASSERT_EQ(::stat((x / src.relative_path() / "a.txt").c_str(), &rs), 0);
   EXPECT_EQ(rs.st_uid, 0u);
 
+  EXPECT_TRUE(verify_image(info->path, info->hash).ok());
+  auto by_hash = store->image_path(info->hash);
+  ASSERT_TRUE(by_hash.ok()) << by_hash.error().message();
+  EXPECT_EQ(*by_hash, info->path);
+  EXPECT_FALSE(store->image_path(std::string(32, '0')).ok());
+  EXPECT_FALSE(store->image_path("../../etc/passwd").ok());
+  {
+    // A changed image is caught (written through a copy: the stored file is read-only).
+    const fs::path copy = t.path() / "changed.erofs";
+    fs::copy_file(info->path, copy);
+    fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 * 2);
+    f.put('!');
+    f.close();
+    Status v = verify_image(copy, info->hash);
+    ASSERT_FALSE(v.ok());
+    EXPECT_NE(v.error().message().find("want " + info->hash), std::string::npos) << v.error().message();
+  }
+
   auto found = store->find("small");
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->hash, info->hash);
@@ -289,10 +417,10 @@ TEST(RootfsStore, SameTreeTwiceIsStoredOnce) {
   EXPECT_EQ(images, 1u);
   make_tree(t.path() / "three");
   fs::last_write_time(t.path() / "three" / "a.txt", fs::file_time_type::clock::now() - std::chrono::hours(1000));
-  auto c = store->create_from_dir("c", t.path() / "three");
-  ASSERT_TRUE(c.ok()) << c.error().message();
-  EXPECT_NE(c->hash, a->hash);  // a file's mtime is part of the tree
-  ASSERT_TRUE(store->remove("c").ok());
+  auto other = store->create_from_dir("other", t.path() / "three");
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  EXPECT_NE(other->hash, a->hash);  // a file's mtime is part of the tree
+  ASSERT_TRUE(store->remove("other").ok());
   auto l = store->list();
   ASSERT_TRUE(l.ok());
   ASSERT_EQ(l->size(), 2u);
@@ -310,6 +438,58 @@ TEST(RootfsStore, SameTreeTwiceIsStoredOnce) {
   ASSERT_TRUE(store->remove("b").ok());
   EXPECT_FALSE(fs::exists(b->path));
   EXPECT_TRUE(store->list()->empty());
+
+  // An image a crashed create left without a name goes with the next remove.
+  auto c = store->create_from_dir("c", t.path() / "one");
+  ASSERT_TRUE(c.ok());
+  write_file(store->dir() / "images" / (std::string(32, '0') + ".erofs"), "orphan", 0444);
+  ASSERT_TRUE(store->remove("c").ok());
+  EXPECT_TRUE(fs::is_empty(store->dir() / "images"));
+}
+
+// Creates from several threads (each with its own Store, as separate processes would have)
+// commit under the flock: same content -> one image; same name -> exactly one winner.
+TEST(RootfsStore, ConcurrentCreates) {
+  TempDir t;
+  make_tree(t.path() / "src");
+  ASSERT_TRUE(Store::open(t.path() / "store").ok());
+  std::vector<Result<ImageInfo>> results(6, Error{"not run"});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&, i] {
+      auto store = Store::open(t.path() / "store");
+      if (!store.ok()) return;
+      results[size_t(i)] = store->create_from_dir(i < 4 ? "n" + std::to_string(i) : "same", t.path() / "src");
+    });
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(results[size_t(i)].ok()) << results[size_t(i)].error().message();
+  EXPECT_NE(results[4].ok(), results[5].ok());
+  const auto& loser = results[4].ok() ? results[5] : results[4];
+  if (!loser.ok()) {
+    EXPECT_EQ(loser.error().sys_errno, EEXIST) << loser.error().message();
+  }
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(store->list()->size(), 5u);
+  size_t images = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(store->dir() / "images")) ++images;
+  EXPECT_EQ(images, 1u);
+  EXPECT_TRUE(fs::is_empty(store->dir() / "tmp"));
+}
+
+TEST(RootfsStore, UmaskDoesNotChangeTheImage) {
+  TempDir t;
+  make_oci_layout(t.path() / "oci");
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  mode_t old = ::umask(022);
+  auto a = store->create_from_oci("a", t.path() / "oci");
+  ::umask(077);
+  auto b = store->create_from_oci("b", t.path() / "oci");
+  ::umask(old);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(a->hash, b->hash);
 }
 
 TEST(RootfsStore, BadNamesAndLimits) {
@@ -333,6 +513,20 @@ TEST(RootfsStore, BadNamesAndLimits) {
   // Nothing is left behind by the failures.
   EXPECT_TRUE(fs::is_empty(store->dir() / "tmp"));
   EXPECT_TRUE(fs::is_empty(store->dir() / "images"));
+}
+
+TEST(RootfsStore, PseudoFileSystemsAreNotCopied) {
+  TempDir t;
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  auto info = store->create_from_host("p", {"/proc/sys/kernel"});
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  const fs::path x = extract(*info, t.path());
+  EXPECT_TRUE(fs::is_directory(x / "proc/sys/kernel"));
+  EXPECT_TRUE(fs::is_empty(x / "proc/sys/kernel"));
+  auto file = store->create_from_host("q", {"/proc/version"});
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.error().message().find("pseudo file system"), std::string::npos) << file.error().message();
 }
 
 TEST(RootfsStore, OpenRemovesStaleTempFiles) {
@@ -382,110 +576,57 @@ TEST(RootfsStore, ProgramImageIsCached) {
   EXPECT_TRUE(fs::exists(x / "lib/x86_64-linux-gnu/libselinux.so.1"));
 }
 
-// ---- OCI: layers written with libarchive.
-
-struct TarEntry {
-  std::string path;
-  char type;  // 'f' file, 'd' dir, 'l' symlink, 'h' hard link
-  std::string data;  // file content or link target
-  mode_t mode = 0644;
-};
-
-void write_tar(const fs::path& out, const std::vector<TarEntry>& entries, bool gzip) {
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  if (gzip) archive_write_add_filter_gzip(a);
-  ASSERT_EQ(archive_write_open_filename(a, out.c_str()), ARCHIVE_OK);
-  for (const auto& e : entries) {
-    archive_entry* en = archive_entry_new();
-    archive_entry_set_pathname(en, e.path.c_str());
-    archive_entry_set_perm(en, e.mode);
-    archive_entry_set_uid(en, 1000);
-    if (e.type == 'f') {
-      archive_entry_set_filetype(en, AE_IFREG);
-      archive_entry_set_size(en, la_int64_t(e.data.size()));
-    } else if (e.type == 'd') {
-      archive_entry_set_filetype(en, AE_IFDIR);
-    } else if (e.type == 'l') {
-      archive_entry_set_filetype(en, AE_IFLNK);
-      archive_entry_set_symlink(en, e.data.c_str());
-    } else {
-      archive_entry_set_filetype(en, AE_IFREG);
-      archive_entry_set_hardlink(en, e.data.c_str());
-    }
-    ASSERT_EQ(archive_write_header(a, en), ARCHIVE_OK) << archive_error_string(a);
-    if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
-    archive_entry_free(en);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
+// The issue's example image: CPython with its standard library. Every extension module must
+// import in a chroot of the extracted image, which proves the library closure is complete.
+TEST(RootfsStore, PythonImageImportsEveryExtensionModule) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chroot(2) needs root";
+  TempDir t;
+  auto store = Store::open(t.path() / "store");
+  ASSERT_TRUE(store.ok());
+  auto info = store->create_from_host("py", {"/usr/bin/python3", "/usr/lib/python3.11"});
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  const fs::path x = extract(*info, t.path());
+  int st = -1;
+  std::string out = run("chroot " + x.string() + " /usr/bin/python3 -c '"
+                        "import os, importlib\n"
+                        "bad = []\n"
+                        "for f in sorted(os.listdir(\"/usr/lib/python3.11/lib-dynload\")):\n"
+                        "  m = f.split(\".\")[0]\n"
+                        "  try: importlib.import_module(m)\n"
+                        "  except Exception as e: bad.append(m + \": \" + str(e))\n"
+                        "import sqlite3, hashlib\n"
+                        "print(sqlite3.connect(\":memory:\").execute(\"select 6*7\").fetchone()[0], hashlib.sha256(b\"\").hexdigest()[:8], bad)"
+                        "' 2>&1",
+                        &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(out, "42 e3b0c442 []\n");
 }
 
-std::vector<TarEntry> layer1() {
-  return {{"./", 'd', "", 0755},
-          {"etc/", 'd', "", 0755},
-          {"etc/hello", 'f', "old\n"},
-          {"usr/bin/tool", 'f', "#!/bin/sh\n", 0755},
-          {"keep/a", 'f', "a"},
-          {"keep/b", 'f', "b"},
-          {"opaque/", 'd', "", 0750},
-          {"opaque/x", 'f', "x"},
-          {"opaque/sub/y", 'f', "y"},
-          {"gone.txt", 'f', "gone"},
-          {"gonedir/f", 'f', "f"},
-          {"bin", 'l', "usr/bin"},
-          {"usr/bin/tool2", 'h', "usr/bin/tool"}};
+TEST(RootfsMkfs, FailureCarriesItsStderr) {
+  TempDir t;
+  Status s = run_mkfs_erofs(t.path() / "x.erofs", t.path() / "no-such-dir", std::chrono::seconds(30));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("mkfs.erofs"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("exit status"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("no-such-dir"), std::string::npos) << s.error().message();
 }
 
-std::vector<TarEntry> layer2() {
-  return {{"./.wh.gone.txt", 'f', ""},
-          {".wh.gonedir", 'f', ""},
-          {"opaque/", 'd', "", 0750},
-          {"opaque/.wh..wh..opq", 'f', ""},
-          {"opaque/z", 'f', "z"},
-          {"etc/hello", 'f', "new\n", 0600},
-          {"/abs/file", 'f', "confined\n"}};
-}
-
-void check_layers_applied(const fs::path& x, const fs::path& image) {
-  EXPECT_EQ(read_file(x / "etc/hello"), "new\n");
-  EXPECT_EQ(fs::status(x / "etc/hello").permissions(), fs::perms::owner_read | fs::perms::owner_write);
-  EXPECT_EQ(read_file(x / "keep/a"), "a");
-  EXPECT_EQ(read_file(x / "keep/b"), "b");
-  EXPECT_FALSE(fs::exists(x / "gone.txt"));
-  EXPECT_FALSE(fs::exists(x / "gonedir"));
-  EXPECT_FALSE(fs::exists(x / ".wh.gone.txt"));
-  EXPECT_FALSE(fs::exists(x / "opaque/x"));
-  EXPECT_FALSE(fs::exists(x / "opaque/sub"));
-  EXPECT_FALSE(fs::exists(x / "opaque/.wh..wh..opq"));
-  EXPECT_EQ(read_file(x / "opaque/z"), "z");
-  EXPECT_EQ(fs::read_symlink(x / "bin"), "usr/bin");
-  EXPECT_EQ(read_file(x / "usr/bin/tool2"), "#!/bin/sh\n");
-  EXPECT_EQ(read_file(x / "abs/file"), "confined\n");
-  EXPECT_EQ(nid_of(image, "/usr/bin/tool"), nid_of(image, "/usr/bin/tool2"));
-  EXPECT_EQ(fs::status(x / "usr/bin/tool").permissions(), fs::perms(0755));
-  EXPECT_TRUE(fs::is_directory(x / "tmp"));
-  EXPECT_TRUE(fs::exists(x / "etc/passwd"));
-}
-
-// An OCI image layout (image-spec "Image Layout") with the two layers; digests are names only
-// here (the importer does not re-hash blobs).
-void make_oci_layout(const fs::path& d) {
-  fs::create_directories(d / "blobs/sha256");
-  const std::string l1 = std::string(63, '1') + "a", l2 = std::string(63, '2') + "b", m = std::string(63, '3') + "c",
-                    cfg = std::string(63, '4') + "d";
-  write_tar(d / "blobs/sha256" / l1, layer1(), true);
-  write_tar(d / "blobs/sha256" / l2, layer2(), false);
-  write_file(d / "blobs/sha256" / cfg, "{}");
-  write_file(d / "blobs/sha256" / m,
-             R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-             R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" + cfg + R"(","size":2},)"
-             R"("layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" + l1 + R"(","size":1},)"
-             R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" + l2 + R"(","size":1}]})");
-  write_file(d / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-  write_file(d / "index.json",
-             R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-             R"("digest":"sha256:)" + m + R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
+TEST(RootfsCheck, RefusesWhatTheGuestCannotRead) {
+  TempDir t;
+  write_file(t.path() / "src" / "f", std::string(100000, 'a'));
+  EXPECT_FALSE(check_erofs_image(t.path() / "src" / "f").ok());  // not EROFS at all
+  // A compressed image (mkfs.erofs -zlz4) uses an incompat feature and compressed layouts.
+  int st = -1;
+  std::string log = run("mkfs.erofs --quiet -zlz4 " + (t.path() / "z.erofs").string() + " " + (t.path() / "src").string() + " 2>&1", &st);
+  ASSERT_EQ(st, 0) << log;
+  auto z = check_erofs_image(t.path() / "z.erofs");
+  ASSERT_FALSE(z.ok());
+  EXPECT_NE(z.error().message().find("incompatible features"), std::string::npos) << z.error().message();
+  // A truncated image is refused, not read past its end.
+  ASSERT_EQ(run("mkfs.erofs --quiet -x-1 " + (t.path() / "p.erofs").string() + " " + (t.path() / "src").string() + " 2>&1", &st), "");
+  ASSERT_TRUE(check_erofs_image(t.path() / "p.erofs").ok());
+  fs::resize_file(t.path() / "p.erofs", 4096);
+  EXPECT_FALSE(check_erofs_image(t.path() / "p.erofs").ok());
 }
 
 TEST(RootfsOci, LayoutLayersAndWhiteouts) {
