@@ -61,6 +61,12 @@ static int vmfork_main(int argc, char** argv) {
   std::string template_name, store;
   run->add_option("--template", template_name, "run in a clone of this template instead of a cold VM");
   run->add_option("--store", store, "template store directory (with --template)");
+  std::vector<std::string> job_files, collect;
+  std::string workdir;
+  run->add_option("--file", job_files, "HOST:GUEST: put a host file in the job's file system first (repeatable)");
+  run->add_option("--workdir", workdir, "the job's working directory (made if missing; default /)");
+  run->add_option("--collect", collect,
+                  "GUEST[:HOST]: bring back a file the job wrote (default HOST: its name here; repeatable)");
   std::string rootfs_image, rootfs_name;
   run->add_option("--rootfs", rootfs_name,
                   "root file system NAME from `vmfork rootfs create`; PROGRAM is then a path in it");
@@ -168,6 +174,9 @@ static int vmfork_main(int argc, char** argv) {
     if (e.find('=') == std::string::npos) return fail("--env wants KEY=VALUE, got '" + e + "'");
     spec.env.push_back(e);
   }
+  auto jf = cli::read_job_files(job_files, workdir, collect);
+  if (!jf.ok()) return fail(jf.error().message());
+  spec.files = std::move(*jf);
   vmm::FdInput input(STDIN_FILENO);
   spec.stdin_source = &input;
   if (!json) {
@@ -178,6 +187,7 @@ static int vmfork_main(int argc, char** argv) {
   auto result = template_name.empty() ? engine::run_cold(spec)
                                       : engine::run_in_clone(cli::store_dir(store), template_name, spec);
   if (!result.ok()) return fail(result.error().message());
+  if (!cli::write_collected(result->collected, collect) && result->exit_code == 0) return 125;
   if (verbose) {
     std::fprintf(stderr, "%s", result->kernel_log.c_str());
     spdlog::info("accelerator: {}", result->accel);

@@ -46,6 +46,8 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   vmm::ChannelDevice channel(mem, spec.stdin_source, captured.stdout_sink(spec.stdout_sink),
                              captured.stderr_sink(spec.stderr_sink), spec.max_output);
   VF_TRY(channel.start());
+  JobFilesLink files;
+  VF_TRY(link_job_files(mem, channel, spec.files, spec.max_output, &files));
   double load_host_us = us_since(t_load);
 
   // ---- run
@@ -69,6 +71,7 @@ Result<RunResult> run_cold(const RunSpec& spec) {
 
   result.stdout_data = std::move(captured.out);
   result.stderr_data = std::move(captured.err);
+  result.collected = std::move(files.decoder.files());
   collect_counters(channel, *machine, &result);
 
   // ---- teardown

@@ -30,6 +30,7 @@ struct RunSpec {
   bool verbose = false;                // guest kernel logs on the serial console
   vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
   vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
+  JobFiles files;                      // placed before the job starts; collect paths come back
 };
 
 /// Runs `spec` in a fresh VM. A failure of the job (crash, timeout, limits) is a RunResult with

@@ -55,6 +55,8 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_byt
   return buf;
 }
 
+}  // namespace
+
 // argc, envc, then argv, envp and the executable path as NUL-terminated strings.
 Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv,
                                         const std::vector<std::string>& env, const std::string& exe) {
@@ -65,9 +67,11 @@ Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv,
   for (const auto& a : argv) add(a);
   for (const auto& e : env) add(e);
   add(exe);
-  if (out.size() > abi::kArgsCap) return plain_error("arguments and environment exceed 1 MiB");
+  if (out.size() > abi::kArgsCap) return plain_error("arguments and environment exceed 512 KiB");
   return out;
 }
+
+namespace {
 
 int signal_of_vector(uint64_t v) {
   switch (v) {
@@ -177,6 +181,22 @@ Result<JobImage> prepare_rootfs_job(const std::string& guest_path, const std::ve
   job.path = guest_path;
   VF_ASSIGN(job.args, build_args(argv, env, guest_path));
   return job;
+}
+
+Status link_job_files(vmm::GuestMemory& mem, vmm::ChannelDevice& channel, const JobFiles& files,
+                      uint64_t max_collect, JobFilesLink* link) {
+  auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
+  link->decoder = CollectDecoder(max_collect);
+  if (files.empty()) {
+    link->bundle.clear();
+  } else {
+    VF_ASSIGN(link->bundle, encode_job_files(files));
+  }
+  boot->files_bytes = link->bundle.size();
+  channel.set_files(link->bundle);
+  CollectDecoder* d = &link->decoder;
+  channel.set_collect_sink([d](std::span<const uint8_t> w) { return d->take(w); });
+  return {};
 }
 
 Status refresh_entropy_and_clock(abi::BootInfo* boot) {

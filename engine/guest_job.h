@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "common/timing.h"
+#include "engine/job_files.h"
 #include "engine/run_result.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/accel.h"
@@ -87,6 +88,19 @@ Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const v
 /// machine without a root file system.
 Status place_job(vmm::GuestMemory& mem, const JobImage& job);
 
+/// The job-files bundle and the decoder of collected files for one run; keep it alive (and in
+/// place: the channel refers to it) until the run ends.
+struct JobFilesLink {
+  std::vector<uint8_t> bundle;
+  CollectDecoder decoder{0};
+};
+
+/// Encodes `files` (engine/job_files.h), tells the guest its size (BootInfo.files_bytes) and
+/// wires `channel` to serve the bundle and to collect into `link->decoder`, which keeps at most
+/// `max_collect` bytes. Errors: a bad path (encode_job_files).
+Status link_job_files(vmm::GuestMemory& mem, vmm::ChannelDevice& channel, const JobFiles& files,
+                      uint64_t max_collect, JobFilesLink* link);
+
 /// Gives BootInfo 32 new bytes of host entropy and a new (guest TSC, CLOCK_REALTIME) pair and
 /// increments its generation, as every boot and every clone needs (a clone's kernel reseeds at
 /// its next doorbell, guest-kernel/abi/vmfork_abi.h). Errors: getrandom failed.
@@ -94,6 +108,11 @@ Status refresh_entropy_and_clock(abi::BootInfo* boot);
 
 /// The guest TSC frequency in kHz: KVM_GET_TSC_KHZ, else the PVM MSR the probe read.
 uint64_t guest_tsc_khz(vmm::Vcpu& vcpu, const vmm::AccelProbe& probe);
+
+/// The ArgsBlock (guest-kernel/abi/vmfork_abi.h) of argv, envp and the executable path `exe`.
+/// Errors: above abi::kArgsCap.
+Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                                        const std::string& exe);
 
 /// Fills reason, exit code and fault of `r` from how the run stopped and the channel page.
 void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r);

@@ -39,6 +39,11 @@ nlohmann::json to_json(const RunResult& r) {
   for (auto [nr, n] : r.unknown_by_nr) unknown[std::to_string(nr)] = n;
   j["unknown_syscalls"] = unknown;
   j["guest_memory_peak_bytes"] = r.guest_pages_peak * 4096;
+  auto collected = nlohmann::json::array();
+  for (const auto& f : r.collected)
+    collected.push_back({{"path", f.path}, {"bytes", f.data.size()}, {"mode", f.mode}, {"missing", f.missing},
+                         {"truncated", f.truncated}});
+  j["collected"] = collected;
   return j;
 }
 

@@ -5,6 +5,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "engine/job_files.h"
 
 namespace vmfork::engine {
 
@@ -49,6 +52,7 @@ struct RunResult {
   std::map<uint32_t, uint32_t> unknown_by_nr;  // syscall number -> count (ENOSYS answers)
   uint64_t guest_pages_peak = 0;
   std::string kernel_log;
+  std::vector<CollectedFile> collected;  // the job's --collect paths, in request order
 };
 
 }  // namespace vmfork::engine

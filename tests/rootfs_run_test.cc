@@ -65,8 +65,9 @@ sys.exit(3)
   }
 
   RunResult run(std::vector<std::string> argv, const std::string& input = "",
-                vmm::AccelRequest accel = vmm::AccelRequest::kNative) {
+                vmm::AccelRequest accel = vmm::AccelRequest::kNative, engine::JobFiles files = {}) {
     engine::RunSpec spec;
+    spec.files = std::move(files);
     spec.rootfs = image_;
     spec.program = argv[0];
     spec.argv = argv;
@@ -194,6 +195,32 @@ TEST_F(RootfsRun, JobMayChangeEtcForItself) {
   EXPECT_EQ(r.stdout_data, "mine\n") << r.stderr_data;
   auto again = run({"/bin/cat", "/etc/vmfork-test"});
   EXPECT_NE(again.exit_code, 0);  // the next VM sees the image as built
+}
+
+TEST_F(RootfsRun, JobFilesGoInAndCollectedFilesComeBack) {
+  VMFORK_REQUIRE_KVM();
+  engine::JobFiles f;
+  std::string big(1500000, '\0');  // larger than the 512 KiB files window, both ways
+  for (size_t i = 0; i < big.size(); i++) big[i] = char('a' + i % 23);
+  f.files.push_back({"/box/in/big.bin", big, 0600});
+  f.files.push_back({"/box/run.py",
+                     "import os, shutil\n"
+                     "print(os.getcwd(), oct(os.stat('/box/in/big.bin').st_mode & 0o777))\n"
+                     "shutil.copy('/box/in/big.bin', 'copy.bin')\n"
+                     "open('empty', 'w').close()\n",
+                     0644});
+  f.workdir = "/work/dir";
+  f.collect = {"/work/dir/copy.bin", "/work/dir/empty", "/work/dir/never"};
+  auto r = run({"/usr/bin/python3", "/box/run.py"}, "", vmm::AccelRequest::kNative, f);
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "/work/dir 0o600\n");
+  ASSERT_EQ(r.collected.size(), 3u);
+  EXPECT_EQ(r.collected[0].path, "/work/dir/copy.bin");
+  EXPECT_EQ(r.collected[0].data, big);
+  EXPECT_FALSE(r.collected[0].truncated);
+  EXPECT_EQ(r.collected[1].data, "");
+  EXPECT_FALSE(r.collected[1].missing);
+  EXPECT_TRUE(r.collected[2].missing);
 }
 
 TEST_F(RootfsRun, ProcFilesAreThere) {

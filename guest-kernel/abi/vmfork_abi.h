@@ -16,7 +16,8 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 3;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs
+inline constexpr uint32_t kAbiMinor = 3;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
+                                          // job files, collect, the runtime freeze point
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -37,7 +38,10 @@ inline constexpr uint64_t kStdoutCap = 1u << 20;
 inline constexpr uint64_t kStderrGpa = 0x600000;    // stderr buffer
 inline constexpr uint64_t kStderrCap = 1u << 20;
 inline constexpr uint64_t kArgsGpa = 0x700000;      // argv/envp/exe-path block (see ArgsBlock)
-inline constexpr uint64_t kArgsCap = 1u << 20;
+inline constexpr uint64_t kArgsCap = 512u << 10;
+// ABI 1.3: the window job files travel through, both ways (kReqFiles in, kReqCollect out).
+inline constexpr uint64_t kFilesWindowGpa = 0x780000;
+inline constexpr uint64_t kFilesWindowCap = 512u << 10;
 inline constexpr uint64_t kProgramGpa = 0x800000;   // the job's ELF file, page-aligned
 inline constexpr uint64_t kMinMemBytes = 16u << 20;
 inline constexpr uint64_t kSyscallCountSlots = 512;  // syscall numbers >= this share the last slot
@@ -85,7 +89,43 @@ enum Request : uint32_t {
   kReqReady = 9,      // kernel initialized and BootInfo.program_bytes == 0: waiting for a job.
                       // The VMM (a template's freeze point) writes program, args, entropy and
                       // clock into BootInfo and resumes; the kernel re-reads all of them.
+  // ABI 1.3:
+  kReqFiles = 10,     // copy the job-files bundle from byte files_pos into the files window
+                      // (files_len bytes valid after, files_total the bundle's size), resume
+  kReqCollect = 11,   // the files window holds files_len bytes of collected-file records:
+                      // take them, resume
+  kReqJob = 12,       // a runtime asks for its job (read of /dev/vmfork/job): the warm-runtime
+                      // freeze point. The VMM (re)writes the args block, the job-files bundle,
+                      // entropy and clock, and resumes; in a cold run it resumes at once.
 };
+
+// ---- Job files (ABI 1.3) --------------------------------------------------------------------
+// The bundle the guest pulls with kReqFiles: FilesHeader, then `count` records, each a
+// FileRecord, its path (path_len bytes, no NUL) and, for kind kFileData, data_len bytes; every
+// record starts 8-byte aligned. Collected files come back with kReqCollect as a stream of the
+// same FileRecords (kind kFileData with data_off/data_len naming the chunk, or kFileMissing).
+inline constexpr uint64_t kFilesMagic = 0x53454c49464b4656ull;  // "VFKFILES"
+struct FilesHeader {
+  uint64_t magic;
+  uint64_t count;
+};
+enum FileKind : uint32_t {
+  kFileData = 1,     // a regular file to create (parents are made as needed) / a collected chunk
+  kFileWorkdir = 2,  // the job's working directory (made if missing)
+  kFileCollect = 3,  // a path whose file the kernel returns at the end of the job
+  kFileMissing = 4,  // collect: the path was not a readable regular file
+};
+struct FileRecord {
+  uint32_t kind;       // FileKind
+  uint32_t mode;       // permission bits for kFileData
+  uint32_t path_len;   // bytes, at most 4095
+  uint32_t reserved;
+  uint64_t data_len;   // kFileData: bytes of data following the path (a chunk when collecting)
+  uint64_t data_off;   // collect: offset of this chunk in the file
+  uint64_t file_size;  // collect: the whole file's size
+};
+static_assert(sizeof(FileRecord) == 40, "FileRecord layout: see docs/guest-abi.md");
+static_assert(sizeof(FilesHeader) == 16, "FilesHeader layout: see docs/guest-abi.md");
 
 // BootInfo flags.
 inline constexpr uint64_t kFlagNativePvm = 1u << 0;  // PVM native mode is on (MSR 0x4b564d10 = 1)
@@ -120,11 +160,14 @@ struct BootInfo {
   // Root file system (ABI 1.3): the image's GPA (kRootfsGpa) and size in bytes; 0 bytes = none.
   uint64_t rootfs_gpa;
   uint64_t rootfs_bytes;
-  uint64_t reserved[13];
+  // Job files (ABI 1.3): the size of the bundle the kernel pulls with kReqFiles (0: none).
+  uint64_t files_bytes;
+  uint64_t reserved[12];
 };
 static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, generation) == 136, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, rootfs_gpa) == 144, "BootInfo layout: see docs/guest-abi.md");
+static_assert(offsetof(BootInfo, files_bytes) == 160, "BootInfo layout: see docs/guest-abi.md");
 static_assert(sizeof(BootInfo) == 264, "BootInfo layout: see docs/guest-abi.md");
 
 // ArgsBlock at args_gpa: uint64_t argc, envc; then argc + envc + 1 NUL-terminated strings packed
@@ -165,10 +208,15 @@ struct Channel {
   uint64_t unknown_syscalls;   // of which answered -ENOSYS
   uint64_t pages_peak;         // peak guest pages allocated by the kernel for the job
   char panic_msg[256];         // kReqPanic / fault description, NUL-terminated
+  // Job files (ABI 1.3): the window at kFilesWindowGpa.
+  uint64_t files_pos;          // kReqFiles: bundle offset wanted (guest-written)
+  uint64_t files_len;          // kReqFiles: bytes valid in the window; kReqCollect: bytes to take
+  uint64_t files_total;        // kReqFiles: the bundle's size (0: no files)
 };
 static_assert(offsetof(Channel, stdout_len) == 8, "Channel layout: see docs/guest-abi.md");
 static_assert(offsetof(Channel, tsc_kernel_entry) == 112, "Channel layout: see docs/guest-abi.md");
 static_assert(offsetof(Channel, panic_msg) == 168, "Channel layout: see docs/guest-abi.md");
+static_assert(offsetof(Channel, files_pos) == 424, "Channel layout: see docs/guest-abi.md");
 static_assert(sizeof(Channel) <= 4096, "Channel must fit its page");
 
 }  // namespace vmfork::abi

@@ -2,6 +2,7 @@
 // syscall_64.tbl; semantics from each call's man page (open(2), read(2), getdents64(2), ...).
 #include "fs/files.h"
 
+#include "fs/jobfiles.h"
 #include "fs/loader.h"
 #include "fs/proc.h"
 #include "kernel/clock.h"
@@ -256,6 +257,51 @@ int64_t vector_io(uint64_t fd, uint64_t uiov, uint64_t cnt, bool write, int64_t 
   return total;
 }
 
+// The warm-runtime freeze point: asks the VMM for the job (kReqJob; a template is frozen here
+// and each clone resumed with its own job), installs its files, and returns its description:
+// "vmfork-job 1", the working directory, argc, argv..., envc, env..., each NUL-terminated.
+Node* wait_for_job() {
+  flush();
+  ring(kReqJob);
+  jobfiles::install();
+  Node* n = fs::new_anonymous_file();
+  if (!n) return nullptr;
+  auto put = [&](const char* s, uint64_t len) { return fs::write(n, n->size, s, len) == int64_t(len); };
+  auto put_num = [&](uint64_t v) {
+    char b[24];
+    int l = 0;
+    do b[l++] = char('0' + v % 10), v /= 10;
+    while (v);
+    char r[25];
+    for (int i = 0; i < l; i++) r[i] = b[l - 1 - i];
+    r[l] = 0;
+    return put(r, uint64_t(l) + 1);
+  };
+  bool ok = put("vmfork-job 1", 13);
+  int64_t cl = fs::path_of(fs::cwd(), g_path2, sizeof g_path2);
+  ok = ok && cl >= 0 && put(g_path2, uint64_t(cl) + 1);
+  const uint8_t* args = phys(boot->args_gpa);
+  ArgsHeader ah;
+  memcpy(&ah, args, sizeof ah);
+  if (boot->args_bytes < sizeof ah || ah.argc > 65536 || ah.envc > 65536) panic("bad argument block");
+  const char* str = reinterpret_cast<const char*>(args + sizeof ah);
+  uint64_t left = boot->args_bytes - sizeof ah;
+  for (uint64_t i = 0; ok && i < ah.argc + ah.envc; i++) {
+    if (i == 0) ok = put_num(ah.argc);
+    if (i == ah.argc) ok = ok && put_num(ah.envc);
+    uint64_t l = 0;
+    while (l < left && str[l]) l++;
+    if (l >= left) panic("argument block strings not terminated");
+    ok = ok && put(str, l + 1);
+    str += l + 1;
+    left -= l + 1;
+  }
+  if (ok && ah.argc == 0) ok = put_num(0) && put_num(ah.envc);
+  if (ok && ah.envc == 0 && ah.argc) ok = put_num(0);
+  if (!ok) return nullptr;
+  return n;
+}
+
 int64_t open_node(Node* n, uint64_t flags) {
   uint32_t acc = uint32_t(flags & O_ACCMODE);
   if (flags & O_PATH) acc = 0;
@@ -266,6 +312,11 @@ int64_t open_node(Node* n, uint64_t flags) {
     Node* snap = fs::proc_generate(n);
     if (!snap) return -ENOMEM;
     n = snap;
+  }
+  if (n->special == Special::kJob && !(flags & O_PATH)) {
+    Node* job = wait_for_job();
+    if (!job) return -ENOMEM;
+    n = job;
   }
   if ((flags & O_TRUNC) && fs::is_reg(n) && acc != 0) {
     int64_t r = fs::truncate(n, 0);
@@ -849,7 +900,9 @@ void flush() {
 }
 
 bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
-  const int64_t dfd = int64_t(a[0]);
+  // dirfd arguments are C ints: only the low 32 bits count (AT_FDCWD arrives as 0xffffff9c).
+  auto fd_arg = [](uint64_t v) { return int64_t(int32_t(uint32_t(v))); };
+  const int64_t dfd = fd_arg(a[0]);
   int64_t r;
   switch (nr) {
     case 0: r = sys_read(a[0], a[1], a[2]); break;
@@ -935,9 +988,9 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     }
     case 262: r = sys_newfstatat(dfd, a[1], a[2], a[3]); break;
     case 263: r = sys_unlinkat(dfd, a[1], a[2]); break;
-    case 264: r = sys_renameat2(dfd, a[1], int64_t(a[2]), a[3], 0); break;       // renameat
-    case 265: r = sys_linkat(dfd, a[1], int64_t(a[2]), a[3], a[4]); break;
-    case 266: r = sys_symlinkat(a[0], int64_t(a[1]), a[2]); break;
+    case 264: r = sys_renameat2(dfd, a[1], fd_arg(a[2]), a[3], 0); break;       // renameat
+    case 265: r = sys_linkat(dfd, a[1], fd_arg(a[2]), a[3], a[4]); break;
+    case 266: r = sys_symlinkat(a[0], fd_arg(a[1]), a[2]); break;
     case 267: r = sys_readlinkat(dfd, a[1], a[2], a[3]); break;
     case 268: r = sys_fchmodat(dfd, a[1], a[2], 0); break;
     case 269: r = sys_faccessat(dfd, a[1], a[2], 0); break;
@@ -948,7 +1001,7 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 292: r = sys_dup3(a[0], a[1], a[2], false); break;
     case 295: r = vector_io(a[0], a[1], a[2], false, int64_t(a[3])); break;      // preadv
     case 296: r = vector_io(a[0], a[1], a[2], true, int64_t(a[3])); break;       // pwritev
-    case 316: r = sys_renameat2(dfd, a[1], int64_t(a[2]), a[3], a[4]); break;
+    case 316: r = sys_renameat2(dfd, a[1], fd_arg(a[2]), a[3], a[4]); break;
     case 319: r = sys_memfd_create(a[0], a[1]); break;
     case 326: r = sys_copy_file_range(a[0], a[1], a[2], a[3], a[4]); break;
     case 332: r = sys_statx(dfd, a[1], a[2], a[3], a[4]); break;

@@ -772,6 +772,8 @@ void init() {
   symlink_synthetic(dev, "stderr", "/proc/self/fd/2");
   symlink_synthetic(dev, "fd", "/proc/self/fd");
   mkdir_synthetic(dev, "shm", S_IFDIR | 01777);
+  Node* vmfork = mkdir_synthetic(dev, "vmfork", S_IFDIR | 0755);
+  special_node(vmfork, "job", S_IFREG | 0444, Special::kJob);
   g_streams[0] = special_node(nullptr, "", S_IFIFO | 0600, Special::kStdin);
   g_streams[1] = special_node(nullptr, "", S_IFIFO | 0600, Special::kStdout);
   g_streams[2] = special_node(nullptr, "", S_IFIFO | 0600, Special::kStderr);

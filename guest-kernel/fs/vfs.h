@@ -22,6 +22,7 @@ enum class Special : uint8_t {
   kProcFdDir,    // /proc/self/fd: lists the open fds
   kProcFd,       // /proc/self/fd/N: a "magic" link to the open file itself (fd in `proc_arg`)
   kProcGen,      // a generated text file (/proc/self/maps, /proc/meminfo, ...): `proc_arg` says which
+  kJob,          // /dev/vmfork/job: opening it asks the VMM for the job (kReqJob, docs/guest-abi.md)
 };
 
 struct Node;

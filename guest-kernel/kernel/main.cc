@@ -5,6 +5,7 @@
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
+#include "fs/jobfiles.h"
 #include "fs/vfs.h"
 #include "kernel.h"
 #include "fs/loader.h"
@@ -170,6 +171,7 @@ static bool has_job() { return boot->program_bytes != 0 || (boot->flags & kFlagE
   // The file system's nodes and the fd table live in pages from the allocator: after pmm::init.
   fs::init();
   files::init();
+  jobfiles::install();
   chan->tsc_ready = arch::rdtsc();
   uint64_t entry = 0, sp = 0;
   loader::load(&entry, &sp);

@@ -5,6 +5,7 @@
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
+#include "fs/jobfiles.h"
 #include "fs/vfs.h"
 #include "kernel.h"
 #include "linux_abi.h"
@@ -319,6 +320,7 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
     case 39: case 186: return 1;                                        // getpid, gettid
     case 60: case 231:                                                  // exit, exit_group
       files::flush();
+      jobfiles::collect();
       end_job(kReqExit, a0 & 0xff);
     case 62: return sys_kill(a0, a1);
     case 63: return sys_uname(a0);

@@ -126,6 +126,24 @@ Result<ChannelDevice::Action> ChannelDevice::on_doorbell(uint32_t value, Clock::
       return refill_stdin(deadline, false);
     case abi::kReqReady:
       return Action::kFreezePoint;
+    case abi::kReqJob:
+      return freeze_at_job_ ? Action::kFreezePoint : Action::kResume;
+    case abi::kReqFiles: {
+      uint64_t pos = chan_->files_pos;  // guest-written
+      if (pos > files_.size()) return plain_error("guest channel: files_pos beyond the bundle");
+      uint64_t n = std::min<uint64_t>(files_.size() - pos, abi::kFilesWindowCap);
+      if (n) std::memcpy(mem_.host() + abi::kFilesWindowGpa, files_.data() + pos, n);
+      chan_->files_len = n;
+      chan_->files_total = files_.size();
+      return Action::kResume;
+    }
+    case abi::kReqCollect: {
+      uint64_t n = chan_->files_len;  // guest-written
+      if (n > abi::kFilesWindowCap) return plain_error("guest channel: collect length beyond the window");
+      chan_->files_len = 0;
+      if (collect_ && n) VF_TRY(collect_(std::span<const uint8_t>(mem_.host() + abi::kFilesWindowGpa, n)));
+      return Action::kResume;
+    }
     case abi::kReqSleep: {
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);

@@ -88,6 +88,15 @@ class ChannelDevice {
   /// When on, a kReqStdin that finds no unread input stops the run with kFreezePoint instead of
   /// waiting for the source: the warm-runtime point of `vmfork template create -- PROGRAM`.
   void freeze_at_stdin_wait(bool on) { freeze_at_stdin_ = on; }
+  /// When on, kReqJob (a runtime asking for its job) stops the run with kFreezePoint; when off
+  /// (a cold run, or a clone given its job) the guest is resumed at once.
+  void freeze_at_job(bool on) { freeze_at_job_ = on; }
+  /// The job-files bundle the guest pulls with kReqFiles (engine/job_files.h); it must outlive
+  /// the run. Empty: no files.
+  void set_files(std::span<const uint8_t> bundle) { files_ = bundle; }
+  /// Receives each window of collected-file records (kReqCollect); an error ends the run as a
+  /// guest protocol error. Unset: the records are dropped.
+  void set_collect_sink(std::function<Status(std::span<const uint8_t>)> sink) { collect_ = std::move(sink); }
   /// Answers the kReqStdin a restored guest was frozen in: fills the stdin buffer from the
   /// source (waiting until `deadline` for the first bytes) before the vCPU resumes.
   Result<Action> answer_stdin_wait(Clock::time_point deadline);
@@ -109,6 +118,9 @@ class ChannelDevice {
   OutputSink out_, err_;
   uint64_t max_output_;
   bool freeze_at_stdin_ = false;
+  bool freeze_at_job_ = false;
+  std::span<const uint8_t> files_;
+  std::function<Status(std::span<const uint8_t>)> collect_;
   State state_;
 };
 
