@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/util.h"
+#include "engine/runtimes.h"
+#include "rootfs/store.h"
 #include "engine/cold_run.h"
 #include "engine/template.h"
 #include "engine/template_meta.h"
@@ -40,6 +42,11 @@ void add_template_cli(CLI::App& app, TemplateCli* c) {
   c->create->add_option("--stack", c->stack, "job stack size (RLIMIT_STACK)")->capture_default_str();
   c->create->add_option("--env", c->envs, "KEY=VALUE for the program's environment (repeatable)");
   c->create->add_flag("--irqchip", c->irqchip, "give the VM an in-kernel irqchip and PIT");
+  c->create->add_option("--rootfs", c->rootfs, "root file system NAME (vmfork rootfs create); PROGRAM is a path in it");
+  c->create->add_option("--runtime", c->runtime,
+                        "a warm runtime vmfork ships (python3): its runner starts, preloads, and waits for jobs");
+  c->create->add_flag("--wait-for-job", c->wait_for_job,
+                      "freeze when PROGRAM opens /dev/vmfork/job (a runtime of your own; docs/runtimes.md)");
   c->create->add_flag("--verbose", c->verbose, "show the guest kernel's serial log");
   c->create->add_flag("--json", c->json, "print the result as one JSON object");
   c->create->add_option("command", c->command,
@@ -104,9 +111,32 @@ int create(const TemplateCli& c, snapshot::PageStore& store) {
   spec.timeout = *t;
   spec.verbose = c.verbose;
   spec.irqchip = c.irqchip;
-  if (!c.command.empty()) {
-    spec.program = resolve_program(c.command[0]);
-    spec.argv = c.command;
+  if (!c.runtime.empty() && !c.command.empty()) return fail("--runtime brings its own program: give no PROGRAM");
+  if ((!c.runtime.empty() || c.wait_for_job) && c.rootfs.empty()) return fail("a runtime template needs --rootfs");
+  if (!c.rootfs.empty()) {
+    auto rstore = rootfs::Store::open(store.dir());
+    if (!rstore.ok()) return fail(rstore.error().message());
+    auto img = rstore->find(c.rootfs);
+    if (!img.ok()) return fail(img.error().message());
+    spec.rootfs_path = img->path.string();
+    spec.rootfs_hash = img->hash;
+    spec.rootfs_name = img->name;
+    spec.rootfs_bytes = img->bytes;
+  }
+  std::vector<std::string> command = c.command;
+  if (!c.runtime.empty()) {
+    auto rt = find_runtime(c.runtime);
+    if (!rt.ok()) return fail(rt.error().message());
+    command = rt->argv;
+    spec.program = rt->program;
+    spec.files.files.push_back(rt->runner);
+    spec.runtime = c.runtime;
+    spec.wait_for_job = true;
+  }
+  spec.wait_for_job = spec.wait_for_job || c.wait_for_job;
+  if (!command.empty()) {
+    if (spec.program.empty()) spec.program = c.rootfs.empty() ? resolve_program(command[0]) : command[0];
+    spec.argv = command;
     spec.env = default_env();
     for (auto& e : c.envs) {
       if (e.find('=') == std::string::npos) return fail("--env wants KEY=VALUE, got '" + e + "'");

@@ -19,7 +19,8 @@ struct TemplateCli {
   CLI::App *create = nullptr, *ls = nullptr, *inspect = nullptr, *verify = nullptr, *rm = nullptr;
   std::string store, name, accel = "auto", mem = "256M", timeout = "60s", stack = "8M";
   std::vector<std::string> envs, command;
-  bool json = false, verbose = false, irqchip = false;
+  std::string rootfs, runtime;
+  bool json = false, verbose = false, irqchip = false, wait_for_job = false;
 };
 
 /// Registers `template` and its subcommands on `app`; `cli` must outlive parsing.

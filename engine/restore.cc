@@ -16,6 +16,7 @@ Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image) {
   const auto t_vm = Clock::now();
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(c.machine, vmm::Machine::create(kvm, std::move(mem), image->meta().irqchip));
+  if (image->rootfs()) VF_TRY(c.machine->attach_rootfs(image->rootfs()));
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   c.tsc_khz = guest_tsc_khz(c.machine->vcpu(), probe);
   c.timings.vm_us = us_since(t_vm);
@@ -60,18 +61,33 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   vmm::Machine& machine = *clone.machine;
   auto& mem = machine.memory();
   const bool kernel_ready = meta.freeze_point == "kernel-ready";
+  const bool runtime = meta.freeze_point == "runtime";
 
-  // ---- load: the job (kernel-ready) and a fresh identity for this clone
+  // ---- load: the job (kernel-ready, runtime) and a fresh identity for this clone
   const auto t_load = Clock::now();
   auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
+  const std::vector<std::string>& env = job.env.empty() ? default_env() : job.env;
   if (kernel_ready) {
     if (job.program.empty()) return plain_error("template " + name + " has no program: give one");
-    VF_ASSIGN(JobImage image, prepare_job(job.program, job.argv, job.env.empty() ? default_env() : job.env,
-                                          mem.size() / 2));
+    JobImage image;
+    if (clone.image->rootfs()) {
+      // The program is a path in the template's root file system, as given.
+      VF_ASSIGN(image, prepare_rootfs_job(job.argv.empty() ? job.program : job.argv[0], job.argv, env));
+    } else {
+      VF_ASSIGN(image, prepare_job(job.program, job.argv, env, mem.size() / 2));
+    }
     VF_TRY(place_job(mem, image));
-  } else if (!job.program.empty() || (!job.env.empty() && job.env != meta.env)) {
+  } else if (runtime) {
+    // The runtime is frozen opening /dev/vmfork/job: it reads argv, env and the working
+    // directory from the args block when it resumes (the kernel re-reads it after kReqJob).
+    if (job.argv.empty()) return plain_error("template " + name + " runs a " + meta.runtime + " runtime: give the job's arguments");
+    VF_ASSIGN(auto args, build_args(job.argv, env, job.argv[0]));
+    VF_TRY(mem.write(abi::kArgsGpa, args));
+    boot->args_gpa = abi::kArgsGpa;
+    boot->args_bytes = args.size();
+  } else if (!job.program.empty() || (!job.env.empty() && job.env != meta.env) || !job.files.empty()) {
     return plain_error("template " + name + " already runs " + meta.program +
-                       " with its own arguments and environment; a clone takes only stdin");
+                       " with its own arguments, environment and files; a clone takes only stdin");
   }
   // Both kinds: this host's TSC rate, new entropy, clock and generation; the guest takes them
   // at once on resume (BootInfo.generation).
@@ -80,6 +96,8 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   CapturedOutput captured;
   vmm::ChannelDevice channel(mem, job.stdin_source, captured.stdout_sink(job.stdout_sink),
                              captured.stderr_sink(job.stderr_sink), job.max_output);
+  JobFilesLink files;
+  if (kernel_ready || runtime) VF_TRY(link_job_files(mem, channel, job.files, job.max_output, &files));
   // The job's output accounting starts at zero; the template's own counters stay in its state.
   vmm::StopInfo stop{vmm::StopInfo::kJobEnded};
   bool run = true;
@@ -102,6 +120,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   classify_stop(stop, channel.page(), &result);
   result.stdout_data = std::move(captured.out);
   result.stderr_data = std::move(captured.err);
+  result.collected = std::move(files.decoder.files());
   collect_counters(channel, machine, &result);
   result.timings.total_us = us_since(t_start);
   return result;
@@ -120,6 +139,7 @@ Result<RunResult> run_in_clone(const std::filesystem::path& store_dir, std::stri
   job.stderr_sink = spec.stderr_sink;
   job.timeout = spec.timeout;
   job.max_output = spec.max_output;
+  job.files = spec.files;
   return run_clone(std::move(clone), job);
 }
 

@@ -54,13 +54,15 @@ Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view n
 /// The job a clone runs.
 struct CloneJob {
   std::string program;                 // kernel-ready templates: the program to run (host path)
-  std::vector<std::string> argv;       // kernel-ready templates only
+  std::vector<std::string> argv;       // kernel-ready and runtime templates (runtime: the job's
+                                       // command line, e.g. {"/box/sol.py", "arg"})
   std::vector<std::string> env;        // kernel-ready: empty means default_env(); stdin-wait:
                                        // must be empty or the template's own
   vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
   vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);
   uint64_t max_output = 64ull << 20;
+  JobFiles files;                      // kernel-ready and runtime templates: placed before the job
 };
 
 /// Runs `job` in `clone` and leaves the (used) clone alive, for reset_clone or destruction.

@@ -22,7 +22,12 @@ class NoInputYet : public vmm::InputSource {
 }  // namespace
 
 const char* freeze_point_name(FreezePoint p) {
-  return p == FreezePoint::kKernelReady ? "kernel-ready" : "stdin-wait";
+  switch (p) {
+    case FreezePoint::kKernelReady: return "kernel-ready";
+    case FreezePoint::kStdinWait: return "stdin-wait";
+    case FreezePoint::kRuntime: return "runtime";
+  }
+  return "?";
 }
 
 Result<Frozen> freeze_template(const TemplateSpec& spec) {
@@ -30,16 +35,27 @@ Result<Frozen> freeze_template(const TemplateSpec& spec) {
   const auto deadline = spec.timeout.count() > 0 ? t_start + spec.timeout : Clock::time_point::max();
   VF_ASSIGN(uint64_t mem_bytes, guest_mem_bytes(spec.mem_bytes));
   Frozen f;
-  f.point = spec.program.empty() ? FreezePoint::kKernelReady : FreezePoint::kStdinWait;
+  f.point = spec.program.empty() ? FreezePoint::kKernelReady
+            : spec.wait_for_job   ? FreezePoint::kRuntime
+                                  : FreezePoint::kStdinWait;
+  if (spec.wait_for_job && (spec.program.empty() || spec.rootfs_path.empty()))
+    return plain_error("a runtime template needs a root file system and a program");
   JobImage job;
-  if (!spec.program.empty()) {
+  std::shared_ptr<const vmm::RootfsImage> rootfs;
+  if (!spec.rootfs_path.empty()) {
+    VF_ASSIGN(rootfs, vmm::RootfsImage::open(spec.rootfs_path, spec.rootfs_bytes));
+    if (!spec.program.empty()) {
+      VF_ASSIGN(job, prepare_rootfs_job(spec.program, spec.argv, spec.env));
+    }
+  } else if (!spec.program.empty()) {
     VF_ASSIGN(job, prepare_job(spec.program, spec.argv, spec.env, mem_bytes / 2));
   }
 
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   VF_ASSIGN(f.accel, vmm::choose_accel(spec.accel, probe));
-  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, f.accel, probe, spec.stack_bytes, spec.verbose, spec.irqchip));
+  VF_ASSIGN(BootedMachine booted, boot_machine(mem_bytes, f.accel, probe, spec.stack_bytes, spec.verbose, spec.irqchip,
+                                               rootfs));
   f.machine = std::move(booted.machine);
   const BootParams& params = booted.params;
   auto& m = f.machine->memory();
@@ -49,9 +65,15 @@ Result<Frozen> freeze_template(const TemplateSpec& spec) {
   auto capture = [&](std::span<const uint8_t> b) { f.output.append(reinterpret_cast<const char*>(b.data()), b.size()); };
   vmm::ChannelDevice channel(m, &no_input, capture, capture, spec.max_output);
   VF_TRY(channel.start());
-  channel.freeze_at_stdin_wait(true);
+  channel.freeze_at_stdin_wait(f.point == FreezePoint::kStdinWait);
+  channel.freeze_at_job(f.point == FreezePoint::kRuntime);
+  JobFilesLink files;
+  VF_TRY(link_job_files(m, channel, spec.files, 0, &files));
   VF_ASSIGN(vmm::StopInfo stop, f.machine->run(channel, deadline));
-  if (stop.kind != vmm::StopInfo::kFreezePoint || (stop.request == abi::kReqReady) != spec.program.empty()) {
+  const uint32_t want = f.point == FreezePoint::kKernelReady ? abi::kReqReady
+                        : f.point == FreezePoint::kRuntime   ? abi::kReqJob
+                                                             : abi::kReqStdin;
+  if (stop.kind != vmm::StopInfo::kFreezePoint || stop.request != want) {
     RunResult r;
     classify_stop(stop, channel.page(), &r);
     std::string why = reason_name(r.reason);
@@ -81,6 +103,10 @@ Result<Frozen> freeze_template(const TemplateSpec& spec) {
   meta.env = spec.env;
   meta.stack_bytes = spec.stack_bytes;
   meta.tsc_khz = params.tsc_khz;
+  meta.rootfs_hash = spec.rootfs_hash;
+  meta.rootfs_name = spec.rootfs_name;
+  meta.rootfs_bytes = spec.rootfs_bytes;
+  meta.runtime = spec.runtime;
   f.metadata_json = meta_to_json(meta);
   return f;
 }

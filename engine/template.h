@@ -4,8 +4,10 @@
 //   kernel-ready : no PROGRAM. The kernel has initialized and rings kReqReady; a clone is later
 //                  given its program, arguments, entropy and clock there.
 //   stdin-wait   : with a PROGRAM. The kernel starts it and the template is taken the moment it
-//                  first waits for stdin with none left (the warm-runtime point); a clone only
-//                  feeds it its input.
+//                  first waits for stdin with none left; a clone only feeds it its input.
+//   runtime      : with a PROGRAM (a runtime such as --runtime python3's runner) that does its
+//                  start-up and then opens /dev/vmfork/job (kReqJob); a clone is resumed there
+//                  with its own argv, environment, working directory and files.
 // Thread-safety: each call uses its own VM; calls may run concurrently (the store serializes
 // its own writes).
 #pragma once
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/job_files.h"
 #include "engine/snapshot_state.h"
 #include "snapshot/page_store.h"
 #include "vmm/accel.h"
@@ -24,9 +27,9 @@
 
 namespace vmfork::engine {
 
-enum class FreezePoint { kKernelReady, kStdinWait };
+enum class FreezePoint { kKernelReady, kStdinWait, kRuntime };
 
-/// "kernel-ready" or "stdin-wait".
+/// "kernel-ready", "stdin-wait" or "runtime".
 const char* freeze_point_name(FreezePoint p);
 
 struct TemplateSpec {
@@ -41,6 +44,12 @@ struct TemplateSpec {
   uint64_t max_output = 64ull << 20;   // what the program may print before it freezes
   bool verbose = false;                // guest kernel logs on the serial console
   bool irqchip = false;                // give the VM an in-kernel irqchip + PIT (saved too)
+  // Root file system (rootfs/store.h ImageInfo): PROGRAM is then a path in it.
+  std::string rootfs_path, rootfs_hash, rootfs_name;
+  uint64_t rootfs_bytes = 0;
+  bool wait_for_job = false;           // freeze when PROGRAM opens /dev/vmfork/job (runtime)
+  std::string runtime;                 // recorded in the metadata ("python3")
+  JobFiles files;                      // placed before PROGRAM starts (a runtime's runner)
 };
 
 /// A guest paused at its freeze point, state captured, not yet stored.

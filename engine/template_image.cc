@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "engine/guest_job.h"
+#include "rootfs/store.h"
 
 namespace vmfork::engine {
 
@@ -37,6 +38,14 @@ Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot:
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
   VF_TRY(check_restorable(img->meta_, probe));
+  if (!img->meta_.rootfs_hash.empty()) {
+    // The image every clone maps must be the one the template was frozen with: find it by its
+    // hash and hash it again (rootfs::verify_image) before any clone uses it.
+    VF_ASSIGN(auto rstore, rootfs::Store::open(store.dir()));
+    VF_ASSIGN(auto path, rstore.image_path(img->meta_.rootfs_hash));
+    VF_TRY(rootfs::verify_image(path, img->meta_.rootfs_hash));
+    VF_ASSIGN(img->rootfs_, vmm::RootfsImage::open(path.string(), img->meta_.rootfs_bytes));
+  }
   img->nonzero_pages_ = t.nonzero_pages();
   img->validate_us_ = us_since(t_start);
 

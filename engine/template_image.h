@@ -17,6 +17,7 @@
 #include "engine/snapshot_state.h"
 #include "engine/template_meta.h"
 #include "snapshot/page_store.h"
+#include "vmm/rootfs_image.h"
 
 namespace vmfork::engine {
 
@@ -36,6 +37,8 @@ class TemplateImage {
   uint64_t mem_bytes() const { return meta_.mem_bytes; }
   /// Non-zero guest pages (those the memfd actually holds).
   uint64_t nonzero_pages() const { return nonzero_pages_; }
+  /// The root file system image the template was made with (its hash checked at load), or null.
+  const std::shared_ptr<const vmm::RootfsImage>& rootfs() const { return rootfs_; }
   double validate_us() const { return validate_us_; }
   double materialize_us() const { return materialize_us_; }
 
@@ -44,6 +47,7 @@ class TemplateImage {
   TemplateMeta meta_;
   FrozenState state_;
   Fd memfd_;
+  std::shared_ptr<const vmm::RootfsImage> rootfs_;
   uint64_t nonzero_pages_ = 0;
   double validate_us_ = 0, materialize_us_ = 0;
 };

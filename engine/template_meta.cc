@@ -19,6 +19,12 @@ std::string meta_to_json(const TemplateMeta& m) {
       {"env", m.env},                 {"stack_bytes", m.stack_bytes},
       {"tsc_khz", m.tsc_khz},
   };
+  if (!m.rootfs_hash.empty()) {
+    j["rootfs_hash"] = m.rootfs_hash;
+    j["rootfs_name"] = m.rootfs_name;
+    j["rootfs_bytes"] = m.rootfs_bytes;
+  }
+  if (!m.runtime.empty()) j["runtime"] = m.runtime;
   // Arguments are host bytes, not always UTF-8: replace invalid sequences instead of throwing.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -58,11 +64,20 @@ Result<TemplateMeta> meta_from_json(std::string_view text) {
   VF_TRY(need("env", &m.env));
   VF_TRY(need("stack_bytes", &m.stack_bytes));
   VF_TRY(need("tsc_khz", &m.tsc_khz));
+  // Optional (ABI 1.3 templates with a root file system).
+  if (j.contains("rootfs_hash")) {
+    VF_TRY(need("rootfs_hash", &m.rootfs_hash));
+    VF_TRY(need("rootfs_name", &m.rootfs_name));
+    VF_TRY(need("rootfs_bytes", &m.rootfs_bytes));
+    if (m.rootfs_hash.size() != 32 || m.rootfs_hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return plain_error("template metadata: rootfs_hash is not 32 hex digits");
+  }
+  if (j.contains("runtime")) VF_TRY(need("runtime", &m.runtime));
   if (accel == "native") m.accel = vmm::Accel::kNative;
   else if (accel == "emulated") m.accel = vmm::Accel::kEmulated;
   else if (accel == "hardware") m.accel = vmm::Accel::kHardware;
   else return plain_error("template metadata: unknown accel '" + accel + "'");
-  if (m.freeze_point != "kernel-ready" && m.freeze_point != "stdin-wait")
+  if (m.freeze_point != "kernel-ready" && m.freeze_point != "stdin-wait" && m.freeze_point != "runtime")
     return plain_error("template metadata: unknown freeze_point '" + m.freeze_point + "'");
   return m;
 }

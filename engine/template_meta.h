@@ -15,13 +15,18 @@ namespace vmfork::engine {
 struct TemplateMeta {
   uint32_t abi_major = 0, abi_minor = 0;  // guest ABI of the kernel inside the template
   vmm::Accel accel = vmm::Accel::kNative;  // mode the guest kernel was booted in
-  std::string freeze_point;                // "kernel-ready" or "stdin-wait"
+  std::string freeze_point;                // "kernel-ready", "stdin-wait" or "runtime"
   uint64_t mem_bytes = 0;
   bool irqchip = false;
   std::string program;                     // host path, empty for kernel-ready
   std::vector<std::string> argv, env;
   uint64_t stack_bytes = 0;
   uint64_t tsc_khz = 0;                    // guest TSC frequency at creation
+  // The root file system the template was made with (ABI 1.3; all empty/0 without one): the
+  // image's XXH3-128 (rootfs/store.h), its size, and the name it had then (for people).
+  std::string rootfs_hash, rootfs_name;
+  uint64_t rootfs_bytes = 0;
+  std::string runtime;                     // "python3" for a --runtime template, else empty
 };
 
 std::string meta_to_json(const TemplateMeta& m);
