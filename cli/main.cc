@@ -1,6 +1,6 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
 // a template), `vmfork template ...` (engine/cli_template.h), `vmfork serve` and `vmfork submit`
-// (engine/cli_serve.h) and `vmfork accel` (what this host's /dev/kvm offers). Thread-safety:
+// (cli/serve.h), `vmfork worker` (cli/worker.h) and `vmfork accel` (what this host's /dev/kvm offers). Thread-safety:
 // single-threaded main.
 #include <signal.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "cli/serve.h"
 #include "cli/template.h"
 #include "cli/util.h"
+#include "cli/worker.h"
 #include "engine/cold_run.h"
 #include "engine/restore.h"
 #include "engine/result_json.h"
@@ -70,6 +71,8 @@ static int vmfork_main(int argc, char** argv) {
   cli::add_serve_cli(app, &serve_cli);
   cli::SubmitCli submit_cli;
   cli::add_submit_cli(app, &submit_cli);
+  cli::WorkerCli worker_cli;
+  cli::add_worker_cli(app, &worker_cli);
 
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
@@ -94,6 +97,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*template_cli.cmd) return cli::run_template_cli(template_cli);
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
+  if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack"})

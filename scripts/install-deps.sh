@@ -10,4 +10,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   liburing-dev libxxhash-dev libzstd-dev \
   nlohmann-json3-dev libcli11-dev libspdlog-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  libssl-dev musl-tools busybox-static >/dev/null
+  libssl-dev musl-tools busybox-static \
+  libhiredis-dev libcpp-httplib-dev redis-server >/dev/null
