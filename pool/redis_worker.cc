@@ -174,7 +174,9 @@ void RedisWorker::reader_loop() {
       ok = group_ok = ensure_group(conn);
     }
     if (ok && Clock::now() >= next_lag) {
-      refresh_lag(conn);
+      // Also the reader's only Redis call while every slot waits for the writer, so a Redis
+      // that went away then shows in the log and in vmfork_redis_up.
+      ok = refresh_lag(conn);
       next_lag = Clock::now() + std::chrono::seconds(1);
     }
     if (ok && free > 0 && Clock::now() >= next_claim) {
@@ -220,9 +222,14 @@ bool RedisWorker::ensure_group(RedisConn& conn) {
   return true;
 }
 
-void RedisWorker::refresh_lag(RedisConn& conn) {
+bool RedisWorker::refresh_lag(RedisConn& conn) {
   auto r = conn.command({"XINFO", "GROUPS", opts_.stream});
-  if (!r.ok() || !r->is_array()) return;  // a failure shows up in the next read
+  if (!r.ok()) {
+    note_redis(false, "reader", r.error().message());
+    return false;
+  }
+  note_redis(true, "reader", "");
+  if (!r->is_array()) return true;  // no stream yet (ERR no such key): the read recreates it
   for (const auto& g : r->elements) {
     const RedisReply* name = info_field(g, "name");
     if (!name || name->text() != opts_.group) continue;
@@ -232,6 +239,7 @@ void RedisWorker::refresh_lag(RedisConn& conn) {
     stats_.lag = lag && lag->type == RedisReply::Type::kInteger ? lag->integer : -1;
     stats_.pending = pending && pending->type == RedisReply::Type::kInteger ? pending->integer : -1;
   }
+  return true;
 }
 
 bool RedisWorker::read_batch(RedisConn& conn, size_t count) {

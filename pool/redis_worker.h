@@ -112,7 +112,8 @@ class RedisWorker {
   /// One XAUTOCLAIM pass; false on a connection failure.
   bool claim_pass(RedisConn& conn, size_t count);
   bool ensure_group(RedisConn& conn);
-  void refresh_lag(RedisConn& conn);
+  /// XINFO GROUPS into stats_.lag/pending; false on a connection failure.
+  bool refresh_lag(RedisConn& conn);
   /// Hands an entry to the service (or answers it at once when it has no job field).
   void dispatch(const std::string& entry, const RedisReply& fields, uint64_t deliveries);
   void on_answer(const std::string& entry, std::string line);
