@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "pool/protocol.h"
 #include "pool/redis_queue.h"
@@ -148,8 +149,12 @@ void RedisWorker::note_redis(bool ok, const std::string& who, const std::string&
 }
 
 void RedisWorker::back_off(milliseconds* backoff, bool wake_on_stop) {
+  // Half to all of the backoff, at random: a fleet that lost Redis together does not come back
+  // in lockstep.
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const milliseconds sleep(backoff->count() / 2 + int64_t(rng() % uint64_t(backoff->count() / 2 + 1)));
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, *backoff, [&] { return wake_on_stop ? stopping_ : writer_quit_; });
+  cv_.wait_for(lock, sleep, [&] { return wake_on_stop ? stopping_ : writer_quit_; });
   *backoff = std::min(opts_.backoff_max, *backoff * 2);
 }
 
