@@ -182,7 +182,7 @@ void RedisWorker::reader_loop() {
       // Also the reader's only Redis call while every slot waits for the writer, so a Redis
       // that went away then shows in the log and in vmfork_redis_up.
       ok = refresh_lag(conn);
-      next_lag = Clock::now() + std::chrono::seconds(1);
+      next_lag = Clock::now() + std::chrono::seconds(5);  // scrapes come every 15-60 s
     }
     if (ok && free > 0 && Clock::now() >= next_claim) {
       ok = claim_pass(conn, free);
