@@ -43,6 +43,22 @@ redis.pcall('XACK', KEYS[3], ARGV[2], ARGV[4])
 return 1
 )lua";
 
+// Renews this consumer's hold on the entries it is still running: XCLAIM ... JUSTID resets an
+// entry's idle time without counting a delivery, and only where XPENDING shows this consumer
+// still owns it (a worker cut off for longer than claim-idle must not take back an entry that
+// another worker claimed meanwhile). KEYS: stream. ARGV: group, consumer, entry IDs...
+constexpr const char* kRenewScript = R"lua(
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+)lua";
+
 constexpr size_t kMaxBatch = 64;              // results per store script
 constexpr size_t kMaxBatchBytes = 8u << 20;   // ... and their bytes, so one script stays short
 constexpr size_t kMaxFailuresKept = 4096;     // last_failure_ entries
@@ -136,14 +152,18 @@ Status RedisWorker::wait() {
 
 void RedisWorker::note_redis(bool ok, const std::string& who, const std::string& error) {
   std::lock_guard lock(mu_);
-  bool& up = who == "reader" ? reader_up_ : writer_up_;
+  const bool reader = who == "reader";
+  bool& up = reader ? reader_up_ : writer_up_;
+  bool& told = reader ? reader_told_ : writer_told_;
   if (ok && !up) spdlog::info("redis {}: {} connected", opts_.url.where(), who);
   if (!ok) {
     stats_.redis_errors++;
-    const size_t kept = done_.size() + (writer_busy_ ? 1 : 0);
-    if (up) spdlog::warn("{}; {} retrying with backoff ({} finished results kept)", error, who, kept);
+    const size_t kept = done_.size() + writer_batch_;
+    // Once per outage (and for a Redis that is down from the start), not once per retry.
+    if (up || !told) spdlog::warn("{}; {} retrying with backoff ({} finished results kept)", error, who, kept);
     else spdlog::debug("{}; {} still retrying", error, who);
   }
+  told = true;
   up = ok;
   stats_.redis_up = reader_up_ && writer_up_;
 }
@@ -165,8 +185,12 @@ void RedisWorker::reader_loop() {
   auto backoff = opts_.backoff_min;
   bool group_ok = false;
   const auto claim_period = std::clamp<milliseconds>(opts_.claim_idle / 4, milliseconds(50), milliseconds(5000));
+  const auto renew_period = std::max<milliseconds>(opts_.claim_idle / 3, milliseconds(10));
   auto next_claim = Clock::now();
   auto next_lag = Clock::now();
+  auto next_renew = Clock::now() + renew_period;
+  // A read must not outlast a renewal period, or a live worker's entries could go idle.
+  const milliseconds block = std::min(opts_.block, renew_period);
   for (;;) {
     size_t free = 0;
     {
@@ -184,6 +208,10 @@ void RedisWorker::reader_loop() {
       ok = refresh_lag(conn);
       next_lag = Clock::now() + std::chrono::seconds(5);  // scrapes come every 15-60 s
     }
+    if (ok && Clock::now() >= next_renew) {
+      ok = renew(conn);
+      next_renew = Clock::now() + renew_period;
+    }
     if (ok && free > 0 && Clock::now() >= next_claim) {
       ok = claim_pass(conn, free);
       next_claim = Clock::now() + claim_period;
@@ -193,10 +221,10 @@ void RedisWorker::reader_loop() {
     if (ok && free == 0) {
       // Every slot is taken: wait for one (or stop), looking at claims and lag meanwhile.
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, opts_.block, [&] { return stopping_ || flights_.size() < opts_.inflight; });
+      cv_.wait_for(lock, block, [&] { return stopping_ || flights_.size() < opts_.inflight; });
       continue;
     }
-    if (ok) ok = read_batch(conn, free);
+    if (ok) ok = read_batch(conn, free, block);
     if (ok) {
       backoff = opts_.backoff_min;
     } else {
@@ -247,9 +275,25 @@ bool RedisWorker::refresh_lag(RedisConn& conn) {
   return true;
 }
 
-bool RedisWorker::read_batch(RedisConn& conn, size_t count) {
+bool RedisWorker::renew(RedisConn& conn) {
+  std::vector<std::string> cmd = {"EVAL", kRenewScript, "1", opts_.stream, opts_.group, opts_.consumer};
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, f] : flights_) cmd.push_back(id);
+  }
+  if (cmd.size() == 6) return true;
+  auto r = conn.command(cmd);
+  if (!r.ok()) {
+    note_redis(false, "reader", r.error().message());
+    return false;
+  }
+  if (r->is_error()) spdlog::debug("redis {}: renewing pending entries: {}", opts_.url.where(), r->str);
+  return true;
+}
+
+bool RedisWorker::read_batch(RedisConn& conn, size_t count, milliseconds block) {
   auto r = conn.command({"XREADGROUP", "GROUP", opts_.group, opts_.consumer, "COUNT", std::to_string(count), "BLOCK",
-                         std::to_string(opts_.block.count()), "STREAMS", opts_.stream, ">"});
+                         std::to_string(block.count()), "STREAMS", opts_.stream, ">"});
   if (!r.ok()) {
     note_redis(false, "reader", r.error().message());
     return false;

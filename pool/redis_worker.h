@@ -2,7 +2,8 @@
 // a Service (pool/service.h) and stores its response in the results stream. At-least-once: an
 // entry is acknowledged (XACK) only in the same MULTI/EXEC that stores its result, so a result
 // is stored if and only if its job is acknowledged. Entries left pending by a dead worker are
-// taken over with XAUTOCLAIM once idle for claim_idle; one delivered more than max_deliveries
+// taken over with XAUTOCLAIM once idle for claim_idle (a live worker renews the entries it holds
+// every claim_idle/3, so only a dead or cut-off worker's go idle); one delivered more than max_deliveries
 // times goes to the dead-letter stream with the reason (and an error result), so a poison job
 // cannot cycle forever. Redis going away: both connections retry with exponential backoff;
 // finished results are kept in memory (at most `inflight` of them: nothing new is read while
@@ -36,7 +37,8 @@ struct RedisWorkerOptions {
   std::string results;   // empty: results_stream_of(stream)
   std::string dead;      // empty: dead_stream_of(stream)
   uint64_t results_maxlen = 100'000;  // XADD MAXLEN ~ bound of the results and dead streams
-  /// A pending entry idle this long is claimed from whoever holds it (XAUTOCLAIM).
+  /// A pending entry idle this long is claimed from whoever holds it (XAUTOCLAIM). A worker
+  /// renews its own entries every claim_idle/3, however long their jobs run.
   std::chrono::milliseconds claim_idle{30'000};
   /// Deliveries after which an entry is dead-lettered instead of run again (1..1000).
   uint32_t max_deliveries = 3;
@@ -107,8 +109,11 @@ class RedisWorker {
   RedisWorker(Service& service, RedisWorkerOptions opts);
   void reader_loop();
   void writer_loop();
-  /// One XREADGROUP; false on a connection failure.
-  bool read_batch(RedisConn& conn, size_t count);
+  /// One XREADGROUP of up to `count` entries, blocking up to `block`; false on a connection failure.
+  bool read_batch(RedisConn& conn, size_t count, std::chrono::milliseconds block);
+  /// Resets the idle time of the entries this worker still holds (it owns them), so a live
+  /// worker's long job is never claimed; false on a connection failure.
+  bool renew(RedisConn& conn);
   /// One XAUTOCLAIM pass; false on a connection failure.
   bool claim_pass(RedisConn& conn, size_t count);
   bool ensure_group(RedisConn& conn);
@@ -138,6 +143,7 @@ class RedisWorker {
   std::map<std::string, std::string> last_failure_;  // entry -> why this worker left it pending (bounded)
   RedisWorkerStats stats_;
   bool reader_up_ = false, writer_up_ = false;
+  bool reader_told_ = false, writer_told_ = false;  // a first state was seen (see note_redis)
   // Reader thread only.
   std::string claim_cursor_ = "0-0";  // XAUTOCLAIM's scan position
   bool group_missing_ = false;        // Redis answered NOGROUP: create the group again

@@ -2,7 +2,8 @@
 // no persistence) and real clones of a kernel-ready template: Redis URLs as units; the
 // connection across a Redis restart; two workers answering 1,000 jobs exactly once; a SIGKILLed
 // `vmfork worker` process whose pending jobs the other claims; a poison job dead-lettered after
-// max-deliveries and malformed entries answered; Redis restarted under a running worker, which
+// max-deliveries and malformed entries answered; jobs longer than claim-idle not claimed from a
+// live worker; Redis restarted under a running worker, which
 // keeps the results it finished meanwhile and stores them afterwards (metrics scraped over HTTP
 // on the way); SIGTERM draining a worker process. The worker tests need /dev/kvm.
 #include <arpa/inet.h>
@@ -491,6 +492,25 @@ TEST_F(RedisWorkers, APoisonJobEndsInTheDeadLetterStream) {
   EXPECT_EQ(s.dead, 1u);
   EXPECT_EQ(s.retried, 2u);  // delivered, claimed once, then dead-lettered on the third delivery
   EXPECT_EQ(s.claimed, 1u);
+}
+
+TEST_F(RedisWorkers, ALiveWorkersLongJobsAreNotClaimed) {
+  pool::RedisWorkerOptions o;
+  o.claim_idle = 300ms;  // far shorter than the jobs and their wait behind each other
+  auto* a = add_worker("a", o);
+  auto* b = add_worker("b", o);
+  ASSERT_TRUE(a && b);
+  pool::Request slow;
+  slow.argv = {"/bin/busybox", "sleep", "1"};
+  for (int i = 0; i < 3; i++) {
+    slow.id = i;
+    ASSERT_TRUE(pool::enqueue_job(*conn_, "jobs", pool::serialize_request(slow)).ok());
+  }
+  ASSERT_TRUE(eventually(30s, [&] { return integer(*conn_, {"XLEN", "jobs:results"}) >= 3 && pending(*conn_) == 0; }));
+  std::this_thread::sleep_for(500ms);  // a duplicate would show up by now
+  EXPECT_EQ(integer(*conn_, {"XLEN", "jobs:results"}), 3);
+  EXPECT_EQ(a->stats().claimed + b->stats().claimed, 0u);
+  EXPECT_EQ(a->stats().acked + b->stats().acked, 3u);
 }
 
 // A bare HTTP/1.0 GET on 127.0.0.1:port; the whole response.
