@@ -142,7 +142,9 @@ class RedisWorker {
   std::deque<Done> done_;                  // finished results, oldest first
   std::map<std::string, std::string> last_failure_;  // entry -> why this worker left it pending (bounded)
   RedisWorkerStats stats_;
-  bool reader_up_ = false, writer_up_ = false;
+  // The writer calls Redis only with results to store and retries until it can, so it is up
+  // unless its last call failed.
+  bool reader_up_ = false, writer_up_ = true;
   bool reader_told_ = false, writer_told_ = false;  // a first state was seen (see note_redis)
   // Reader thread only.
   std::string claim_cursor_ = "0-0";  // XAUTOCLAIM's scan position
