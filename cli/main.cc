@@ -1,7 +1,7 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
 // a template), `vmfork template ...` (cli/template.h), `vmfork rootfs ...` (cli/rootfs.h),
-// `vmfork serve` and `vmfork submit` (cli/serve.h) and `vmfork accel` (what this host's
-// /dev/kvm offers). Thread-safety: single-threaded main.
+// `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h) and
+// `vmfork accel` (what this host's /dev/kvm offers). Thread-safety: single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 #include "cli/serve.h"
 #include "cli/template.h"
 #include "cli/util.h"
+#include "cli/worker.h"
 #include "rootfs/elf_deps.h"
 #include "rootfs/store.h"
 #include "engine/cold_run.h"
@@ -88,6 +89,8 @@ static int vmfork_main(int argc, char** argv) {
   cli::add_serve_cli(app, &serve_cli);
   cli::SubmitCli submit_cli;
   cli::add_submit_cli(app, &submit_cli);
+  cli::WorkerCli worker_cli;
+  cli::add_worker_cli(app, &worker_cli);
 
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
@@ -113,6 +116,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*rootfs_cli.cmd) return cli::run_rootfs_cli(rootfs_cli);
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
+  if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack"})

@@ -13,6 +13,7 @@
 
 #include "cli/template.h"
 #include "cli/util.h"
+#include "cli/worker.h"
 #include "engine/units.h"
 #include "pool/client.h"
 #include "pool/server.h"
@@ -38,7 +39,11 @@ void add_serve_cli(CLI::App& app, ServeCli* c) {
 
 void add_submit_cli(CLI::App& app, SubmitCli* c) {
   c->cmd = app.add_subcommand("submit", "Send one job to a `vmfork serve` daemon and print its result");
-  c->cmd->add_option("--socket", c->socket, "the daemon's Unix socket")->required();
+  c->cmd->add_option("--socket", c->socket, "the daemon's Unix socket");
+  c->cmd->add_option("--redis", c->redis, "instead of --socket: enqueue on a Redis Stream served by `vmfork worker`");
+  c->cmd->add_option("--stream", c->stream, "with --redis: the job stream");
+  c->cmd->add_option("--results", c->results, "with --redis: the results stream (default STREAM:results)");
+  c->cmd->add_option("--wait", c->wait, "with --redis: longest wait for the result (default: the job's timeout + 60s)");
   c->cmd->add_option("--template", c->template_name, "template to run in (optional if the daemon serves one)");
   c->cmd->add_option("--timeout", c->timeout, "wall-clock limit of the job (e.g. 10s, 500ms; default 30s)");
   c->cmd->add_option("--max-output", c->max_output, "limit on stdout+stderr bytes (default 16M, at most 64M)");
@@ -111,6 +116,8 @@ Result<std::string> read_stdin(size_t max) {
 }  // namespace
 
 int run_submit_cli(const SubmitCli& c) {
+  if (c.socket.empty() == c.redis.empty()) return fail("submit: give one of --socket and --redis");
+  if (!c.redis.empty() && c.metrics) return fail("--metrics: a worker's metrics are on its --metrics-listen endpoint");
   pool::Request req;
   req.id = static_cast<int64_t>(getpid());
   req.op = c.metrics ? pool::Op::kMetrics : pool::Op::kRun;
@@ -144,9 +151,15 @@ int run_submit_cli(const SubmitCli& c) {
   const std::string line = pool::serialize_request(req);
   if (line.size() > pool::kMaxRequestLine) return fail("request longer than the daemon accepts (16 MiB)");
 
-  auto client = pool::Client::connect(c.socket);
-  if (!client.ok()) return fail(client.error().message());
-  auto raw = client->call(line);
+  Result<std::string> raw = plain_error("");
+  if (!c.redis.empty()) {
+    req.id = "submit-" + std::to_string(getpid());
+    raw = submit_via_redis(c, pool::serialize_request(req), req.timeout_ms);
+  } else {
+    auto client = pool::Client::connect(c.socket);
+    if (!client.ok()) return fail(client.error().message());
+    raw = client->call(line);
+  }
   if (!raw.ok()) return fail(raw.error().message());
   auto resp = pool::parse_response(*raw);
   if (c.json) {

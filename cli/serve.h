@@ -21,6 +21,7 @@ struct ServeCli {
 struct SubmitCli {
   CLI::App* cmd = nullptr;
   std::string socket, template_name, timeout, max_output;
+  std::string redis, stream, results, wait;  // --redis: through a Redis Streams queue (cli/worker.h)
   bool json = false, metrics = false;
   std::vector<std::string> command;
 };
