@@ -64,10 +64,11 @@ static int vmfork_main(int argc, char** argv) {
   run->add_option("--store", store, "template store directory (with --template)");
   std::vector<std::string> job_files, collect;
   std::string workdir;
-  run->add_option("--file", job_files, "HOST:GUEST: put a host file in the job's file system first (repeatable)");
+  run->add_option("--file", job_files, "HOST:GUEST: put a host file in the job's file system first (repeatable)")->allow_extra_args(false);
   run->add_option("--workdir", workdir, "the job's working directory (made if missing; default /)");
   run->add_option("--collect", collect,
-                  "GUEST[:HOST]: bring back a file the job wrote (default HOST: its name here; repeatable)");
+                  "GUEST[:HOST]: bring back a file the job wrote (default HOST: its name here; repeatable)")
+      ->allow_extra_args(false);
   std::string rootfs_image, rootfs_name;
   run->add_option("--rootfs", rootfs_name,
                   "root file system NAME from `vmfork rootfs create`; PROGRAM is then a path in it");

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,6 +50,9 @@ void add_submit_cli(CLI::App& app, SubmitCli* c) {
   c->cmd->add_option("--max-output", c->max_output, "limit on stdout+stderr bytes (default 16M, at most 64M)");
   c->cmd->add_flag("--json", c->json, "print the daemon's raw response line");
   c->cmd->add_flag("--metrics", c->metrics, "print the daemon's metrics (Prometheus text) instead of running a job");
+  c->cmd->add_option("--file", c->files, "HOST:GUEST: a host file for the job's file system (repeatable)")->allow_extra_args(false);
+  c->cmd->add_option("--workdir", c->workdir, "the job's working directory");
+  c->cmd->add_option("--collect", c->collect, "GUEST[:HOST]: bring back a file the job wrote (repeatable)")->allow_extra_args(false);
   c->cmd->add_option("command", c->command,
                      "PROGRAM [ARGS...] (after --) for a kernel-ready template; none for a stdin-wait one");
 }
@@ -137,11 +141,18 @@ int run_submit_cli(const SubmitCli& c) {
   }
   if (!c.command.empty()) {
     req.argv = c.command;
-    // The daemon opens argv[0] itself, from its own working directory.
+    // The daemon opens a host argv[0] itself, from its own working directory. A path that is
+    // no host file is left as given: a path in the template's root file system, or a runtime's
+    // argument (`-c`).
     std::string program = resolve_program(c.command[0]);
-    if (program.find('/') != std::string::npos) program = std::filesystem::absolute(program).string();
+    struct stat st;
+    if (program.find('/') != std::string::npos && ::stat(program.c_str(), &st) == 0)
+      program = std::filesystem::absolute(program).string();
     req.argv[0] = program;
   }
+  auto jf = read_job_files(c.files, c.workdir, c.collect);
+  if (!jf.ok()) return fail(jf.error().message());
+  req.files = std::move(*jf);
   if (!c.metrics) {
     // base64 grows stdin by 4/3 and the line must stay within kMaxRequestLine.
     auto in = read_stdin(pool::kMaxRequestLine / 4 * 3 - (64 << 10));
@@ -174,6 +185,7 @@ int run_submit_cli(const SubmitCli& c) {
   }
   write_all(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(resp->stdout_data.data()), resp->stdout_data.size()});
   write_all(STDERR_FILENO, {reinterpret_cast<const uint8_t*>(resp->stderr_data.data()), resp->stderr_data.size()});
+  if (!write_collected(resp->collected, c.collect) && resp->exit_code == 0) return 125;
   if (resp->reason != "exited") {
     std::string what = resp->reason;
     if (resp->fault.is_object() && resp->fault.contains("name") && resp->fault["name"].is_string())

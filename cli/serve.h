@@ -24,6 +24,8 @@ struct SubmitCli {
   std::string redis, stream, results, wait;  // --redis: through a Redis Streams queue (cli/worker.h)
   bool json = false, metrics = false;
   std::vector<std::string> command;
+  std::vector<std::string> files, collect;  // --file HOST:GUEST, --collect GUEST[:HOST]
+  std::string workdir;
 };
 
 /// Registers `serve` on `app`; `cli` must outlive parsing.

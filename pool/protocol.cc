@@ -44,6 +44,49 @@ Status parse_limits(const json& limits, Request* r) {
   return Status::Ok();
 }
 
+// "files": {"/guest/path": "base64" | {"data": "base64", "mode": 420}, ...}
+Status parse_files(const json& files, Request* r) {
+  if (!files.is_object()) return plain_error("files: not an object");
+  if (files.size() > 4096) return plain_error("files: more than 4096 entries");
+  for (const auto& [path, v] : files.items()) {
+    const std::string at = "files[" + path.substr(0, 64) + "]";
+    if (path.empty() || path[0] != '/') return plain_error(at + ": the guest path must be absolute");
+    engine::JobFile f;
+    f.path = path;
+    const json* data = &v;
+    if (v.is_object()) {
+      for (const auto& [key, fv] : v.items()) {
+        if (key == "data") {
+          data = &fv;
+        } else if (key == "mode") {
+          VF_ASSIGN(uint64_t mode, get_uint(fv, at + ".mode", 0, 07777));
+          f.mode = uint32_t(mode);
+        } else {
+          return plain_error(at + ": unknown field '" + key.substr(0, 64) + "'");
+        }
+      }
+      if (data == &v) return plain_error(at + ": data missing");
+    }
+    if (!data->is_string()) return plain_error(at + ": not a base64 string");
+    auto bytes = base64_decode(str(*data));
+    if (!bytes.ok()) return plain_error(at + ": " + bytes.error().what);
+    f.data = std::move(bytes).value();
+    r->files.files.push_back(std::move(f));
+  }
+  return {};
+}
+
+Status parse_collect(const json& c, Request* r) {
+  if (!c.is_array()) return plain_error("collect: not an array");
+  if (c.size() > 4096) return plain_error("collect: more than 4096 entries");
+  for (size_t i = 0; i < c.size(); i++) {
+    if (!c[i].is_string() || str(c[i]).empty() || str(c[i])[0] != '/')
+      return plain_error("collect[" + std::to_string(i) + "]: not an absolute path");
+    r->files.collect.push_back(str(c[i]));
+  }
+  return {};
+}
+
 Status parse_argv(const json& argv, Request* r) {
   if (!argv.is_array()) return plain_error("argv: not an array");
   if (argv.size() > kMaxArgs) return plain_error("argv: more than " + std::to_string(kMaxArgs) + " entries");
@@ -96,6 +139,13 @@ Result<Request> parse_object(const json& j, json* id) {
       VF_ASSIGN(r.timeout_ms, get_uint(v, "timeout_ms", 1, kMaxTimeoutMs));
     } else if (key == "limits") {
       VF_TRY(parse_limits(v, &r));
+    } else if (key == "files") {
+      VF_TRY(parse_files(v, &r));
+    } else if (key == "workdir") {
+      if (!v.is_string() || str(v).empty() || str(v)[0] != '/') return plain_error("workdir: not an absolute path");
+      r.files.workdir = str(v);
+    } else if (key == "collect") {
+      VF_TRY(parse_collect(v, &r));
     } else {
       return plain_error("unknown field '" + key.substr(0, 64) + "'");
     }
@@ -168,6 +218,22 @@ Result<Response> parse_response_object(const json& j) {
   auto timings = parse_timings(*t);
   if (!timings.ok()) return plain_error("response: " + timings.error().what);
   r.timings = *timings;
+  if (const json* c = field("collected")) {
+    if (!c->is_array()) return plain_error("response: collected not an array");
+    for (const auto& e : *c) {
+      if (!e.is_object()) return plain_error("response: collected entry not an object");
+      auto path = e.find("path"), data = e.find("data"), mode = e.find("mode"), missing = e.find("missing"),
+           truncated = e.find("truncated");
+      if (path == e.end() || !path->is_string() || data == e.end() || !data->is_string() || mode == e.end() ||
+          !mode->is_number_unsigned() || missing == e.end() || !missing->is_boolean() || truncated == e.end() ||
+          !truncated->is_boolean())
+        return plain_error("response: collected entry malformed");
+      auto bytes = base64_decode(str(*data));
+      if (!bytes.ok()) return plain_error("response: collected data: " + bytes.error().what);
+      r.collected.push_back(engine::CollectedFile{str(*path), std::move(bytes).value(), mode->get<uint32_t>(),
+                                                  missing->get<bool>(), truncated->get<bool>()});
+    }
+  }
   return r;
 }
 
@@ -204,6 +270,13 @@ std::string serialize_request(const Request& r) {
   if (!r.stdin_data.empty()) j["stdin"] = base64_encode(r.stdin_data);
   if (r.timeout_ms != kDefaultTimeoutMs) j["timeout_ms"] = r.timeout_ms;
   if (r.max_output_bytes != kDefaultMaxOutput) j["limits"] = {{"max_output_bytes", r.max_output_bytes}};
+  if (!r.files.files.empty()) {
+    json files = json::object();
+    for (const auto& f : r.files.files) files[f.path] = {{"data", base64_encode(f.data)}, {"mode", f.mode}};
+    j["files"] = files;
+  }
+  if (!r.files.workdir.empty()) j["workdir"] = r.files.workdir;
+  if (!r.files.collect.empty()) j["collect"] = r.files.collect;
   return dump_line(j);
 }
 
@@ -221,6 +294,13 @@ std::string serialize_result(const json& id, const engine::RunResult& r, const J
   auto us = [](double v) { return std::round(v * 1000) / 1000; };
   j["timings_us"] = {{"queue", us(t.queue_us)}, {"acquire", us(t.acquire_us)}, {"run", us(t.run_us)},
                      {"total", us(t.total_us)}};
+  if (!r.collected.empty()) {
+    json c = json::array();
+    for (const auto& f : r.collected)
+      c.push_back({{"path", f.path}, {"data", base64_encode(f.data)}, {"mode", f.mode}, {"missing", f.missing},
+                   {"truncated", f.truncated}});
+    j["collected"] = c;
+  }
   return dump_line(j);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/job_files.h"
 #include "engine/run_result.h"
 
 namespace vmfork::pool {
@@ -54,6 +55,7 @@ struct Request {
   std::string stdin_data;           // decoded bytes
   uint64_t timeout_ms = kDefaultTimeoutMs;          // 1..kMaxTimeoutMs
   uint64_t max_output_bytes = kDefaultMaxOutput;    // 1..kMaxMaxOutput
+  engine::JobFiles files;           // `files` (path -> base64 or {data, mode}), `workdir`, `collect`
 };
 
 /// Parses one request line (without its '\n'). Errors: the message for a bad_request answer
@@ -94,6 +96,7 @@ struct Response {
   uint64_t stdout_bytes = 0, stderr_bytes = 0;
   nlohmann::json fault;                  // null or the fault object
   JobTimings timings;
+  std::vector<engine::CollectedFile> collected;  // `collected`, decoded
   // ok, metrics
   bool has_metrics = false;
   std::string metrics;

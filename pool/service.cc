@@ -56,9 +56,11 @@ Result<std::unique_ptr<Service>> Service::create(const snapshot::PageStore& stor
     auto image = engine::TemplateImage::load(store, name);
     if (!image.ok()) return image.error();  // names the template
     const bool stdin_wait = (*image)->meta().freeze_point == "stdin-wait";
+    const bool runtime = (*image)->meta().freeze_point == "runtime";
+    const bool rootfs = (*image)->rootfs() != nullptr;
     auto pool = WarmPool::create(*image, s->opts_.pool);
     if (!pool.ok()) return plain_error("pool for " + name + ": " + pool.error().message());
-    s->served_.push_back(Served{name, stdin_wait, std::move(pool).value()});
+    s->served_.push_back(Served{name, stdin_wait, runtime, rootfs, std::move(pool).value()});
   }
   for (size_t i = 0; i < s->opts_.workers; i++) s->workers_.emplace_back([p = s.get()] { p->worker_loop(); });
   return s;
@@ -97,12 +99,20 @@ Service::Served* Service::route(const Request& req, ErrorCode* code, std::string
       *message = "argv: must be empty, template " + served->name + " is frozen at stdin-wait (its program already runs)";
       return nullptr;
     }
+    if (!req.files.empty()) {
+      *message = "files, workdir, collect: template " + served->name + " is frozen at stdin-wait (its program already runs)";
+      return nullptr;
+    }
     return served;
   }
   if (req.argv.empty()) {
-    *message = "argv: required, template " + served->name + " is frozen at kernel-ready (argv[0] is the program)";
+    *message = "argv: required, template " + served->name +
+               (served->runtime ? " runs a runtime (argv is the job's command line, e.g. [\"/box/sol.py\"])"
+                                : " is frozen at kernel-ready (argv[0] is the program)");
     return nullptr;
   }
+  // A runtime's argv and a root file system's program are guest paths: nothing to check here.
+  if (served->runtime || served->rootfs) return served;
   // The program is read on the worker; checking here answers the common mistakes (a typo, a
   // directory) as bad_request instead of a failed job.
   struct stat st;
@@ -184,6 +194,7 @@ void Service::run_job(Job& job) {
       cj.program = req.argv[0];
       cj.argv = req.argv;
       cj.env = env_;
+      cj.files = req.files;
     }
     cj.stdin_source = &input;
     cj.timeout = std::chrono::milliseconds(req.timeout_ms);

@@ -84,6 +84,8 @@ class Service {
   struct Served {
     std::string name;
     bool stdin_wait = false;  // frozen at stdin-wait: the program already runs, argv must be empty
+    bool runtime = false;     // frozen at runtime: argv is the job's command line for the runtime
+    bool rootfs = false;      // kernel-ready with a root file system: argv[0] is a path in it
     std::unique_ptr<WarmPool> pool;
   };
   struct Job;

@@ -12,7 +12,7 @@ import copy, csv, dataclasses, datetime, decimal, enum, fractions, functools, ha
 import io, itertools, json, math, operator, os, pathlib, pickle, random, re, shutil, statistics  # noqa: F401
 import string, struct, subprocess, tempfile, textwrap, time, traceback, types, typing, unicodedata  # noqa: F401
 import uuid, zlib  # noqa: F401
-import runpy
+import atexit, gc, runpy
 
 
 def read_job():
@@ -78,7 +78,35 @@ def run(argv):
     return 0
 
 
+def finish(status):
+    # A fresh process's memory is thrown away with its VM: skip the interpreter's teardown,
+    # which writes to every object (reference counts) and so copies every page of the
+    # template's heap into the clone. What a script can observe of the teardown still runs:
+    # atexit handlers and the flush of the standard streams.
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            status = 120  # as CPython does when flushing stdout fails at exit
+    os._exit(status & 0xff)
+
+
+def exit_status(e):
+    # SystemExit as Py_Exit reports it: None -> 0, an int -> itself, anything else printed, 1.
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
 def main():
+    # Objects made so far live for good: keep the collector from touching (and so copying)
+    # their pages in every clone (gc.freeze exists for exactly this copy-on-write case).
+    gc.collect()
+    gc.freeze()
     cwd, argv, env = read_job()
     os.chdir(cwd)
     os.environ.clear()
@@ -89,8 +117,8 @@ def main():
     argv = [os.fsdecode(a) for a in argv]
     try:
         status = run(argv)
-    except SystemExit:
-        raise
+    except SystemExit as e:
+        status = exit_status(e)
     except BaseException as e:
         # Print as CPython does for an uncaught exception, without this runner's frames.
         tb = e.__traceback__
@@ -101,7 +129,7 @@ def main():
         # CPython prints the exception's own __traceback__, not the argument: cut it too.
         sys.excepthook(type(e), e.with_traceback(tb), tb)
         status = 1
-    raise SystemExit(status)
+    finish(status)
 
 
 main()
