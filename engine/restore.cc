@@ -67,7 +67,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   if (kernel_ready) {
     if (job.program.empty()) return plain_error("template " + name + " has no program: give one");
     VF_ASSIGN(JobImage image, prepare_job(job.program, job.argv, job.env.empty() ? default_env() : job.env,
-                                          mem.size() / 2));
+                                          mem.size() / 2, job.program_fd));
     VF_TRY(place_job(mem, image));
   } else if (!job.program.empty() || (!job.env.empty() && job.env != meta.env)) {
     return plain_error("template " + name + " already runs " + meta.program +
