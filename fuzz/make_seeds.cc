@@ -26,18 +26,18 @@ void write(const std::string& path, const std::vector<uint8_t>& bytes) {
 }
 
 std::vector<uint8_t> pack(uint32_t pages, uint32_t frame_pages) {
-  std::vector<uint8_t> mem(size_t(pages) * format::kPageBytes);
+  std::vector<uint8_t> mem(size_t(pages) * kPageBytes);
   for (size_t i = 0; i < mem.size(); i++) mem[i] = uint8_t((i / 7) % 5 == 0 ? i : 'a' + i % 3);
   std::vector<PageHash> keys;
   for (uint32_t p = 0; p < pages; p++)
-    keys.push_back(hash_page({mem.data() + size_t(p) * format::kPageBytes, format::kPageBytes}));
+    keys.push_back(hash_page({mem.data() + size_t(p) * kPageBytes, kPageBytes}));
   std::vector<uint8_t> bytes = encode_pack_header(1, 0xfeed);
   std::vector<FrameInfo> frames;
   FrameCodec codec(3);
   for (uint32_t first = 0; first < pages; first += frame_pages) {
     uint32_t n = std::min(frame_pages, pages - first);
     std::vector<uint8_t> out;
-    if (!codec.compress({mem.data() + size_t(first) * format::kPageBytes, size_t(n) * format::kPageBytes}, &out).ok())
+    if (!codec.compress({mem.data() + size_t(first) * kPageBytes, size_t(n) * kPageBytes}, &out).ok())
       std::abort();
     frames.push_back({bytes.size(), uint32_t(out.size()), n, checksum64(out), first});
     bytes.insert(bytes.end(), out.begin(), out.end());
@@ -58,10 +58,10 @@ int main() {
   std::vector<Section> sections{{1, {1, 2, 3}}, {7, std::vector<uint8_t>(100, 0xab)}, {3, {}}};
   std::vector<PackRef> packs{{1, 0x1111}, {4, 0x4444}};
   std::vector<PageRun> runs{{0, 3, {1, 0, 0}}, {3, 1, {4, 2, 5}}, {10, 4, {1, 1, 0}}, {100, 1, {4, 0, 0}}};
-  Template t("web-1.0_x", 128 * format::kPageBytes, 1'700'000'000'123'456'789ull, R"({"accel":"native"})",
+  Template t("web-1.0_x", 128 * kPageBytes, 1'700'000'000'123'456'789ull, R"({"accel":"native"})",
              std::move(sections), std::move(packs), std::move(runs));
   write("fuzz/corpus/manifest/sample", encode_manifest(t));
-  Template empty("e", 8 * format::kPageBytes, 0, "{}", {}, {}, {});
+  Template empty("e", 8 * kPageBytes, 0, "{}", {}, {}, {});
   write("fuzz/corpus/manifest/empty", encode_manifest(empty));
   write("fuzz/corpus/pack/one-frame", pack(2, 4));
   write("fuzz/corpus/pack/three-frames", pack(5, 2));

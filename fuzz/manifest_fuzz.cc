@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "snapshot/format.h"
 #include "snapshot/manifest.h"
 
 using namespace vmfork::snapshot;
@@ -17,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<uint8_t[]> file(new uint8_t[size ? size : 1]);
   if (size) std::memcpy(file.get(), data, size);
   std::span<const uint8_t> bytes(file.get(), size);
-  if (size >= kManifestHeaderBytes) (void)check_manifest_header(bytes.first(kManifestHeaderBytes), size, "fuzz");
+  if (size >= format::kManifestHeaderBytes) (void)check_manifest_header(bytes.first(format::kManifestHeaderBytes), size, "fuzz");
   auto t = decode_manifest(bytes, "fuzz");
   if (!t.ok()) return 0;
   auto again = encode_manifest(*t);

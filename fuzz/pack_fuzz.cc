@@ -41,12 +41,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint32_t f = 0; f < index->frames.size() && f < 16; f++) {
     const FrameInfo& info = index->frames[f];
     if (info.offset + info.compressed_bytes > size) std::abort();  // validated by the reader
-    pages.assign(size_t(info.pages) * format::kPageBytes, 0);
+    pages.assign(size_t(info.pages) * kPageBytes, 0);
     std::span<const uint8_t> compressed(data + info.offset, info.compressed_bytes);
     if (!codec->decompress(compressed, info, f, "fuzz.vfp", pages).ok()) continue;
     auto keys = index->frame_keys(f);
     for (uint32_t s = 0; s < info.pages; s++)
-      (void)check_page(std::span<const uint8_t>(pages).subspan(size_t(s) * format::kPageBytes, format::kPageBytes),
+      (void)check_page(std::span<const uint8_t>(pages).subspan(size_t(s) * kPageBytes, kPageBytes),
                        keys[s], f, s, info, "fuzz.vfp");
   }
   return 0;

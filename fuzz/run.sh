@@ -33,7 +33,7 @@ for s in "${srcs[@]}"; do
 done
 rm -f "$out/libfuzzed.a"
 ar rcs "$out/libfuzzed.a" "${objs[@]}"
-libs=(-luring -lzstd -lxxhash)
+libs=(-luring -lzstd -lxxhash -lcrypto)
 if [ "$seeds" = 1 ]; then
   "$CXX" "${flags[@]}" fuzz/make_seeds.cc "$out/libfuzzed.a" "${libs[@]}" -o "$out/make_seeds"
   "$out/make_seeds"

@@ -11,4 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libspdlog-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libssl-dev musl-tools busybox-static \
-  erofs-utils libarchive-dev libpython3.11-stdlib python3 sqlite3 gzip findutils dash >/dev/null
+  erofs-utils libarchive-dev libpython3.11-stdlib python3 sqlite3 gzip findutils dash \
+  clang libclang-rt-14-dev >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh
