@@ -237,6 +237,11 @@ Status Server::serve() {
       if (tag == kTagListen) {
         accept_all();
       } else if (tag == kTagWake || tag == kTagStop) {
+        if (tag == kTagWake) {  // level-triggered: read it, or every wait returns at once
+          uint64_t v;
+          ssize_t r = ::read(wake_fd_.get(), &v, sizeof v);
+          (void)r;
+        }
         if (!draining_) {
           begin_drain();
           shutdown_thread = std::thread([this] {
