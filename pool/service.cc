@@ -122,7 +122,8 @@ void Service::answer_error(const nlohmann::json& id, ErrorCode code, const std::
 namespace {
 
 // The start of an ELF header (System V gABI, "ELF Header"): magic, ELFCLASS64, little-endian,
-// x86-64. The rest (static, segments) is checked when the worker reads the whole file.
+// x86-64, an executable type, and no PT_INTERP (the job rules of vmm::check_static_program).
+// The segments are checked when the worker reads the whole file.
 bool is_x86_64_elf(int fd, std::string* why) {
   Elf64_Ehdr eh;
   ssize_t n;
@@ -136,8 +137,24 @@ bool is_x86_64_elf(int fd, std::string* why) {
   else if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
     *why = "not a little-endian ELF64 file";
   else if (eh.e_machine != EM_X86_64) *why = "not an x86-64 ELF file";
-  else return true;
-  return false;
+  else if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) *why = "not an executable (ELF type " + std::to_string(eh.e_type) + ")";
+  else if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 256) *why = "bad ELF program header table";
+  if (!why->empty()) return false;
+  // A PT_INTERP entry: dynamically linked, which a kernel-ready clone cannot run.
+  Elf64_Phdr ph[256];
+  const size_t want = sizeof(Elf64_Phdr) * eh.e_phnum;
+  do n = pread(fd, ph, want, off_t(eh.e_phoff));
+  while (n < 0 && errno == EINTR);
+  if (n < 0 || size_t(n) != want) {
+    *why = "ELF program headers extend past the end of the file";
+    return false;
+  }
+  for (size_t i = 0; i < eh.e_phnum; i++)
+    if (ph[i].p_type == PT_INTERP) {
+      *why = "dynamically linked; vmfork runs static executables (build with -static)";
+      return false;
+    }
+  return true;
 }
 
 }  // namespace

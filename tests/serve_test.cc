@@ -749,6 +749,10 @@ TEST_F(Serve, NonElfProgramIsABadRequest) {
   auto r = must_parse(c.call(run_line("s", "base", {script.string()})));
   EXPECT_EQ(r.error_code, "bad_request");
   EXPECT_NE(r.error_message.find("not an ELF file"), std::string::npos) << r.error_message;
+  // A dynamically linked ELF (Debian's own /bin/true) cannot run in a kernel-ready clone.
+  auto dynamic = must_parse(c.call(run_line("y", "base", {"/bin/true"})));
+  EXPECT_EQ(dynamic.error_code, "bad_request");
+  EXPECT_NE(dynamic.error_message.find("dynamically linked"), std::string::npos) << dynamic.error_message;
   auto dir = must_parse(c.call(run_line("d", "base", {"/tmp"})));
   EXPECT_EQ(dir.error_code, "bad_request");
   EXPECT_NE(dir.error_message.find("not a regular file"), std::string::npos) << dir.error_message;
