@@ -867,8 +867,9 @@ TEST_F(Serve, BufferedBytesAreBoundedAndGivenBack) {
   auto r = must_parse(c.call(run_line("n", "base", {"/bin/busybox", "echo", "hi"})));
   EXPECT_TRUE(r.ok || r.error_code == "busy") << r.error_code << ": " << r.error_message;
   peak = std::max(peak, rss_bytes());
-  std::printf("RSS: %zu MiB before, %zu MiB with %d x 12 MiB unfinished lines offered (bound 64 MiB)\n",
-              base >> 20, peak >> 20, kAttackers);
+  std::printf("RSS: %zu MiB before, %zu MiB with %d x 12 MiB unfinished lines offered (bound 64 MiB); "
+              "%d refused busy, normal client: %s\n",
+              base >> 20, peak >> 20, kAttackers, refused.load(), r.ok ? "served" : r.error_code.c_str());
   EXPECT_LT(peak, base + (160u << 20));  // the bound, the junk string and slack
   fds.clear();  // the attackers leave
   auto until = std::chrono::steady_clock::now() + 10s;
