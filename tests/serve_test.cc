@@ -645,6 +645,14 @@ TEST_F(Serve, ShutdownLetsTheJobInFlightAnswer) {
 
 // ---------------------------------------------------------------- hardening (issue 10)
 
+// Under AddressSanitizer freed memory waits in its quarantine (256 MiB) instead of going back
+// to the system, so RSS says nothing about the server there; the byte bound is still checked.
+#ifdef __SANITIZE_ADDRESS__
+constexpr bool kRssMeaningful = false;
+#else
+constexpr bool kRssMeaningful = true;
+#endif
+
 // Resident set of this process, bytes (/proc/self/statm, field 2, in pages).
 size_t rss_bytes() {
   FILE* f = fopen("/proc/self/statm", "r");
@@ -870,7 +878,9 @@ TEST_F(Serve, BufferedBytesAreBoundedAndGivenBack) {
   std::printf("RSS: %zu MiB before, %zu MiB with %d x 12 MiB unfinished lines offered (bound 64 MiB); "
               "%d refused busy, normal client: %s\n",
               base >> 20, peak >> 20, kAttackers, refused.load(), r.ok ? "served" : r.error_code.c_str());
-  EXPECT_LT(peak, base + (160u << 20));  // the bound, the junk string and slack
+  if (kRssMeaningful) {
+    EXPECT_LT(peak, base + (160u << 20));  // the bound, the junk string and slack
+  }
   fds.clear();  // the attackers leave
   auto until = std::chrono::steady_clock::now() + 10s;
   while (server_->connections() > 1 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
@@ -882,7 +892,10 @@ TEST_F(Serve, BufferedBytesAreBoundedAndGivenBack) {
   std::this_thread::sleep_for(1500ms);
   const size_t after = rss_bytes();
   std::printf("RSS after they closed: %zu MiB\n", after >> 20);
-  EXPECT_LT(after, base + (24u << 20));  // the 12 MiB junk string is still ours
+  if (kRssMeaningful) {
+    EXPECT_LT(after, base + (24u << 20));  // the 12 MiB junk string is still ours
+  }
+  EXPECT_LT(server_->buffered_bytes(), size_t(64) << 10);  // two small connections left
 }
 
 TEST_F(Serve, ReloadPicksUpATemplateRecreatedUnderTheSameName) {
