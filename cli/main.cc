@@ -15,6 +15,7 @@
 
 #include "cli/rootfs.h"
 #include "cli/serve.h"
+#include "cli/store.h"
 #include "cli/template.h"
 #include "cli/util.h"
 #include "cli/worker.h"
@@ -85,6 +86,10 @@ static int vmfork_main(int argc, char** argv) {
   cli::RootfsCli rootfs_cli;
   cli::add_rootfs_cli(app, &rootfs_cli);
 
+  // ---- store
+  cli::StoreCli store_cli;
+  cli::add_store_cli(app, &store_cli);
+
   // ---- serve, submit
   cli::ServeCli serve_cli;
   cli::add_serve_cli(app, &serve_cli);
@@ -115,6 +120,7 @@ static int vmfork_main(int argc, char** argv) {
 
   if (*template_cli.cmd) return cli::run_template_cli(template_cli);
   if (*rootfs_cli.cmd) return cli::run_rootfs_cli(rootfs_cli);
+  if (*store_cli.cmd) return cli::run_store_cli(store_cli);
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);

@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <thread>
+#include <tuple>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -36,6 +39,15 @@ void add_serve_cli(CLI::App& app, ServeCli* c) {
       ->capture_default_str();
   c->cmd->add_option("--socket", c->socket, "Unix socket path to listen on (created with mode 0600)")->required();
   c->cmd->add_option("--store", c->store, "store directory (default: $VMFORK_STORE or ~/.local/share/vmfork/store)");
+  c->cmd->add_option("--max-connections", c->max_connections, "connections served at once; more get busy")
+      ->capture_default_str();
+  c->cmd->add_option("--idle-timeout", c->idle_timeout, "close a connection with nothing in progress after this")
+      ->capture_default_str();
+  c->cmd->add_option("--line-timeout", c->line_timeout, "a request line must be complete this long after its first byte")
+      ->capture_default_str();
+  c->cmd->add_option("--max-buffered", c->max_buffered,
+                     "bytes held for all connections together (unfinished lines, requests, answers); beyond: busy")
+      ->capture_default_str();
 }
 
 void add_submit_cli(CLI::App& app, SubmitCli* c) {
@@ -73,9 +85,29 @@ int run_serve_cli(const ServeCli& c) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0) return fail("pthread_sigmask failed");
+  sigset_t hup_signal;
+  sigemptyset(&hup_signal);
+  sigaddset(&hup_signal, SIGHUP);
+  sigset_t all = stop_signals;
+  sigaddset(&all, SIGHUP);
+  if (pthread_sigmask(SIG_BLOCK, &all, nullptr) != 0) return fail("pthread_sigmask failed");
   Fd sig(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!sig.valid()) return fail(errno_error("signalfd").message());
+  Fd hup(signalfd(-1, &hup_signal, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sig.valid() || !hup.valid()) return fail(errno_error("signalfd").message());
+
+  pool::ServerOptions sopts;
+  sopts.socket_path = c.socket;
+  sopts.stop_fd = sig.get();
+  sopts.max_connections = c.max_connections;
+  for (auto [flag, text, out] : {std::tuple{"--idle-timeout", &c.idle_timeout, &sopts.idle_timeout},
+                                 std::tuple{"--line-timeout", &c.line_timeout, &sopts.line_timeout}}) {
+    auto d = parse_duration(*text);
+    if (!d.ok()) return fail(std::string(flag) + ": " + d.error().message());
+    *out = std::chrono::ceil<std::chrono::milliseconds>(*d);
+  }
+  auto buffered = parse_size(c.max_buffered);
+  if (!buffered.ok()) return fail("--max-buffered: " + buffered.error().message());
+  sopts.max_buffered_bytes = size_t(*buffered);
 
   auto store = snapshot::PageStore::open(store_dir(c.store));
   if (!store.ok()) return fail(store.error().message());
@@ -84,9 +116,27 @@ int run_serve_cli(const ServeCli& c) {
   if (!(*service)->wait_ready(std::chrono::seconds(60)))
     spdlog::warn("not every pool filled within 60 s; serving anyway (jobs wait for clones)");
 
-  pool::ServerOptions sopts;
-  sopts.socket_path = c.socket;
-  sopts.stop_fd = sig.get();
+  // SIGHUP: reload templates re-created in the store, on a thread of its own (a load takes
+  // a while); signals arriving meanwhile are folded into the one running.
+  std::thread reloader;
+  std::atomic<bool> reloading{false};
+  pool::Service* svc = service->get();
+  sopts.hup_fd = hup.get();
+  sopts.on_hup_fd = [&] {
+    signalfd_siginfo si;
+    while (read(hup.get(), &si, sizeof si) == ssize_t(sizeof si)) {
+    }
+    if (reloading.exchange(true)) return;
+    if (reloader.joinable()) reloader.join();
+    reloader = std::thread([&, svc] {
+      auto r = svc->reload();
+      if (!r.ok()) spdlog::error("{}", r.error().message());
+      if (r.ok())
+        for (const auto& n : *r) spdlog::info("reloaded template {} (re-created in the store)", n);
+      if (r.ok() && r->empty()) spdlog::info("SIGHUP: no template changed");
+      reloading = false;
+    });
+  };
   auto server = pool::Server::listen(**service, sopts);
   if (!server.ok()) return fail(server.error().message());
   std::string names;
@@ -94,6 +144,7 @@ int run_serve_cli(const ServeCli& c) {
   spdlog::info("serving {} on {} (pool {} {}, {} workers, queue {})", names, c.socket, c.pool, c.mode, c.workers,
                c.queue);
   auto served = (*server)->serve();
+  if (reloader.joinable()) reloader.join();
   if (!served.ok()) return fail(served.error().message());
   spdlog::info("stopped: every accepted job answered");
   return 0;

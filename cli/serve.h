@@ -13,8 +13,9 @@ namespace vmfork::cli {
 struct ServeCli {
   CLI::App* cmd = nullptr;
   std::vector<std::string> templates;
-  size_t pool = 4, workers = 2, queue = 64;
+  size_t pool = 4, workers = 2, queue = 64, max_connections = 4096;
   std::string mode = "fresh", socket, store;
+  std::string idle_timeout = "60s", line_timeout = "30s", max_buffered = "256M";
 };
 
 /// Options of `vmfork submit`, filled by CLI11.
@@ -33,7 +34,7 @@ void add_serve_cli(CLI::App& app, ServeCli* cli);
 /// Registers `submit` on `app`; `cli` must outlive parsing.
 void add_submit_cli(CLI::App& app, SubmitCli* cli);
 
-/// Serves until SIGTERM or SIGINT, then drains; returns the process exit status (0 after a
+/// Serves until SIGTERM or SIGINT, then drains (SIGHUP reloads re-created templates); returns the process exit status (0 after a
 /// clean drain, 125 after printing why it could not start or failed).
 int run_serve_cli(const ServeCli& cli);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -33,20 +34,30 @@ Result<std::shared_ptr<const vmm::Kvm>> shared_kvm() {
   return kvm;
 }
 
-namespace {
-
-Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_bytes) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<Fd> open_program(const std::string& path, uint64_t max_bytes) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("open " + path);
   struct stat st;
   if (fstat(fd.get(), &st) < 0) return errno_error("fstat " + path);
+  if (!S_ISREG(st.st_mode)) return plain_error(path + ": not a regular file");
+  if (uint64_t(st.st_size) > max_bytes)
+    return plain_error(path + ": " + std::to_string(st.st_size) + " bytes is more than " + std::to_string(max_bytes));
+  return fd;
+}
+
+namespace {
+
+// The whole of regular file `fd` (at most `max_bytes`), read with pread from offset 0.
+Result<std::vector<uint8_t>> read_program(int fd, const std::string& path, uint64_t max_bytes) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return errno_error("fstat " + path);
   if (!S_ISREG(st.st_mode)) return plain_error(path + ": not a regular file");
   if (uint64_t(st.st_size) > max_bytes)
     return plain_error(path + ": " + std::to_string(st.st_size) + " bytes does not fit in guest memory");
   std::vector<uint8_t> buf(size_t(st.st_size));
   size_t got = 0;
   while (got < buf.size()) {
-    ssize_t n = read(fd.get(), buf.data() + got, buf.size() - got);
+    ssize_t n = pread(fd, buf.data() + got, buf.size() - got, off_t(got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno_error("read " + path);
     if (n == 0) return plain_error(path + ": file shrank while being read");
@@ -159,16 +170,24 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
 
 
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
-                             const std::vector<std::string>& env, uint64_t max_bytes) {
+                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd) {
   if (argv.empty()) return plain_error("argv must have at least argv[0]");
   JobImage job;
   job.path = path;
-  VF_ASSIGN(job.program, read_file(path, max_bytes));
+  Fd opened;
+  if (program_fd < 0) {
+    VF_ASSIGN(opened, open_program(path, max_bytes));
+    program_fd = opened.get();
+  }
+  VF_ASSIGN(job.program, read_program(program_fd, path, max_bytes));
   VF_TRY(vmm::check_static_program(job.program, path));
-  // /proc/self/exe must be absolute: glibc asserts it (_dl_get_origin).
-  char* real = realpath(path.c_str(), nullptr);
-  std::string exe = real ? real : path;
-  free(real);
+  // /proc/self/exe must be absolute: glibc asserts it (_dl_get_origin). The opened file's own
+  // name (its /proc/self/fd link) is what ran, whatever the path points to by now.
+  std::string exe = path;
+  char link[PATH_MAX];
+  const std::string fd_link = "/proc/self/fd/" + std::to_string(program_fd);
+  ssize_t n = readlink(fd_link.c_str(), link, sizeof link - 1);
+  if (n > 0 && link[0] == '/') exe.assign(link, size_t(n));
   VF_ASSIGN(job.args, build_args(argv, env, exe));
   return job;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fd.h"
 #include "common/status.h"
 #include "common/timing.h"
 #include "engine/job_files.h"
@@ -33,10 +34,21 @@ struct JobImage {
   std::vector<uint8_t> args;
 };
 
-/// Reads `path` (at most `max_bytes`), checks it is a static x86-64 ELF and builds the
-/// ArgsBlock. Errors: unreadable, dynamic or not ELF, argv empty, arguments above 1 MiB.
+/// Opens an untrusted program path once, for reading what was checked: O_RDONLY | O_NONBLOCK
+/// (a FIFO or a device opens at once instead of blocking the caller, open(2)) | O_NOCTTY |
+/// O_CLOEXEC, then fstat(2) on the opened fd: it must be a regular file of at most `max_bytes`.
+/// Symlinks are followed (programs are often reached through one); what counts is the file the
+/// fd refers to. Errors: "open PATH: ...", "PATH: not a regular file", "PATH: N bytes is more
+/// than M".
+Result<Fd> open_program(const std::string& path, uint64_t max_bytes);
+
+/// Reads the program (at most `max_bytes`), checks it is a static x86-64 ELF and builds the
+/// ArgsBlock. With `program_fd` >= 0 (from open_program) the bytes come from that fd (read with
+/// pread from offset 0, so the caller's fd can be read again) and `path` only names it in
+/// messages; else `path` is opened with open_program. Errors: unreadable, not a regular file,
+/// dynamic or not ELF, argv empty, arguments above 1 MiB.
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
-                             const std::vector<std::string>& env, uint64_t max_bytes);
+                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd = -1);
 
 /// A job whose program is `guest_path`, a path inside the guest's root file system that the
 /// guest kernel opens and executes itself (abi::kFlagExecPath; a name without '/' is looked up

@@ -74,7 +74,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
       // The program is a path in the template's root file system, as given.
       VF_ASSIGN(image, prepare_rootfs_job(job.argv.empty() ? job.program : job.argv[0], job.argv, env));
     } else {
-      VF_ASSIGN(image, prepare_job(job.program, job.argv, env, mem.size() / 2));
+      VF_ASSIGN(image, prepare_job(job.program, job.argv, env, mem.size() / 2, job.program_fd));
     }
     VF_TRY(place_job(mem, image));
   } else if (runtime) {

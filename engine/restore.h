@@ -54,6 +54,8 @@ Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view n
 /// The job a clone runs.
 struct CloneJob {
   std::string program;                 // kernel-ready templates: the program to run (host path)
+  int program_fd = -1;                 // >= 0: `program` already opened (open_program), read from
+                                       // this fd instead of opening the path again; not closed
   std::vector<std::string> argv;       // kernel-ready and runtime templates (runtime: the job's
                                        // command line, e.g. {"/box/sol.py", "arg"})
   std::vector<std::string> env;        // kernel-ready: empty means default_env(); stdin-wait:

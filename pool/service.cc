@@ -1,13 +1,16 @@
 // The job service: queue, workers, pools (see service.h).
 #include "pool/service.h"
 
+#include <elf.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <future>
+#include <optional>
 #include <set>
 
 #include "engine/guest_job.h"
@@ -36,12 +39,28 @@ std::string names_of(const std::vector<std::string>& names) {
 /// An accepted run request on its way through the queue.
 struct Service::Job {
   Request req;
-  Served* served = nullptr;
+  bool stdin_wait = false;
+  std::shared_ptr<WarmPool> pool;  // the template's pool when the job was accepted
+  Fd program;                      // kernel-ready: argv[0], opened once at accept
   Reply reply;
   Clock::time_point accepted;
 };
 
-Service::Service(ServiceOptions opts) : opts_(std::move(opts)), env_(engine::default_env()) {}
+Service::Service(const snapshot::PageStore& store, ServiceOptions opts)
+    : store_(store), opts_(std::move(opts)), env_(engine::default_env()) {}
+
+Result<Service::Served> Service::load_served(const snapshot::PageStore& store, const std::string& name,
+                                            const PoolOptions& opts) {
+  // The identity first: a template re-created during the load is then seen as changed by the
+  // next reload, never as the one loaded.
+  VF_ASSIGN(std::string identity, store.identity(name));
+  auto image = engine::TemplateImage::load(store, name);
+  if (!image.ok()) return image.error();  // names the template
+  const bool stdin_wait = (*image)->meta().freeze_point == "stdin-wait";
+  auto pool = WarmPool::create(*image, opts);
+  if (!pool.ok()) return plain_error("pool for " + name + ": " + pool.error().message());
+  return Served{name, stdin_wait, std::shared_ptr<WarmPool>(std::move(pool).value()), std::move(identity)};
+}
 
 Result<std::unique_ptr<Service>> Service::create(const snapshot::PageStore& store, ServiceOptions opts) {
   if (opts.templates.empty()) return plain_error("serve: no template given");
@@ -51,16 +70,10 @@ Result<std::unique_ptr<Service>> Service::create(const snapshot::PageStore& stor
   for (const auto& n : opts.templates)
     if (!seen.insert(n).second) return plain_error("serve: template " + n + " given twice");
 
-  std::unique_ptr<Service> s(new Service(std::move(opts)));
+  std::unique_ptr<Service> s(new Service(store, std::move(opts)));
   for (const auto& name : s->opts_.templates) {
-    auto image = engine::TemplateImage::load(store, name);
-    if (!image.ok()) return image.error();  // names the template
-    const bool stdin_wait = (*image)->meta().freeze_point == "stdin-wait";
-    const bool runtime = (*image)->meta().freeze_point == "runtime";
-    const bool rootfs = (*image)->rootfs() != nullptr;
-    auto pool = WarmPool::create(*image, s->opts_.pool);
-    if (!pool.ok()) return plain_error("pool for " + name + ": " + pool.error().message());
-    s->served_.push_back(Served{name, stdin_wait, runtime, rootfs, std::move(pool).value()});
+    VF_ASSIGN(Served served, load_served(store, name, s->opts_.pool));
+    s->served_.push_back(std::move(served));
   }
   for (size_t i = 0; i < s->opts_.workers; i++) s->workers_.emplace_back([p = s.get()] { p->worker_loop(); });
   return s;
@@ -68,20 +81,92 @@ Result<std::unique_ptr<Service>> Service::create(const snapshot::PageStore& stor
 
 Service::~Service() { shutdown(); }
 
+Result<std::vector<std::string>> Service::reload() {
+  std::lock_guard one(reload_mu_);
+  std::vector<std::string> reloaded;
+  std::optional<Error> first_error;
+  for (size_t i = 0; i < served_.size(); i++) {
+    const std::string& name = served_[i].name;  // names never change
+    std::string loaded_identity;
+    {
+      std::lock_guard lock(mu_);
+      loaded_identity = served_[i].identity;
+    }
+    auto now = store_.identity(name);
+    if (now.ok() && *now == loaded_identity) continue;
+    auto fresh = now.ok() ? load_served(store_, name, opts_.pool) : Result<Served>(now.error());
+    if (!fresh.ok()) {
+      if (!first_error) first_error = plain_error("reload " + name + ": " + fresh.error().message());
+      continue;
+    }
+    std::shared_ptr<WarmPool> old;
+    {
+      std::lock_guard lock(mu_);
+      old = std::exchange(served_[i].pool, fresh->pool);
+      served_[i].stdin_wait = fresh->stdin_wait;
+      served_[i].identity = fresh->identity;
+    }
+    reloaded.push_back(name);
+    // `old` goes here unless a queued or running job still holds it.
+  }
+  if (first_error) return *first_error;
+  return reloaded;
+}
+
 void Service::answer_error(const nlohmann::json& id, ErrorCode code, const std::string& message,
                            const Reply& reply) {
   metrics_.request_failed(error_code_name(code));
   reply(serialize_error(id, code, message));
 }
 
-Service::Served* Service::route(const Request& req, ErrorCode* code, std::string* message) {
-  Served* served = nullptr;
+namespace {
+
+// The start of an ELF header (System V gABI, "ELF Header"): magic, ELFCLASS64, little-endian,
+// x86-64, an executable type, and no PT_INTERP (the job rules of vmm::check_static_program).
+// The segments are checked when the worker reads the whole file.
+bool is_x86_64_elf(int fd, std::string* why) {
+  Elf64_Ehdr eh;
+  ssize_t n;
+  do n = pread(fd, &eh, sizeof eh, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    *why = std::string("read: ") + std::strerror(errno);
+    return false;
+  }
+  if (size_t(n) < sizeof eh || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) *why = "not an ELF file";
+  else if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
+    *why = "not a little-endian ELF64 file";
+  else if (eh.e_machine != EM_X86_64) *why = "not an x86-64 ELF file";
+  else if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) *why = "not an executable (ELF type " + std::to_string(eh.e_type) + ")";
+  else if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 256) *why = "bad ELF program header table";
+  if (!why->empty()) return false;
+  // A PT_INTERP entry: dynamically linked, which a kernel-ready clone cannot run.
+  Elf64_Phdr ph[256];
+  const size_t want = sizeof(Elf64_Phdr) * eh.e_phnum;
+  do n = pread(fd, ph, want, off_t(eh.e_phoff));
+  while (n < 0 && errno == EINTR);
+  if (n < 0 || size_t(n) != want) {
+    *why = "ELF program headers extend past the end of the file";
+    return false;
+  }
+  for (size_t i = 0; i < eh.e_phnum; i++)
+    if (ph[i].p_type == PT_INTERP) {
+      *why = "dynamically linked; vmfork runs static executables (build with -static)";
+      return false;
+    }
+  return true;
+}
+
+}  // namespace
+
+bool Service::route(const Request& req, Job* job, ErrorCode* code, std::string* message) {
+  const Served* served = nullptr;
   if (req.template_name.empty()) {
     if (served_.size() != 1) {
       *code = ErrorCode::kBadRequest;
       *message = "template: required, this server has " + std::to_string(served_.size()) + " (" +
                  names_of(opts_.templates) + ")";
-      return nullptr;
+      return false;
     }
     served = &served_[0];
   } else {
@@ -90,41 +175,52 @@ Service::Served* Service::route(const Request& req, ErrorCode* code, std::string
     if (!served) {
       *code = ErrorCode::kUnknownTemplate;
       *message = "no template '" + req.template_name + "' here (serving " + names_of(opts_.templates) + ")";
-      return nullptr;
+      return false;
     }
   }
+  {
+    std::lock_guard lock(mu_);  // reload() may swap the pool
+    job->pool = served->pool;
+    job->stdin_wait = served->stdin_wait;
+  }
   *code = ErrorCode::kBadRequest;
-  if (served->stdin_wait) {
+  if (job->stdin_wait) {
     if (!req.argv.empty()) {
       *message = "argv: must be empty, template " + served->name + " is frozen at stdin-wait (its program already runs)";
-      return nullptr;
+      return false;
     }
     if (!req.files.empty()) {
       *message = "files, workdir, collect: template " + served->name + " is frozen at stdin-wait (its program already runs)";
-      return nullptr;
+      return false;
     }
-    return served;
+    return true;
   }
+  const engine::TemplateImage& image = job->pool->image();
+  const bool runtime = image.meta().freeze_point == "runtime";
   if (req.argv.empty()) {
     *message = "argv: required, template " + served->name +
-               (served->runtime ? " runs a runtime (argv is the job's command line, e.g. [\"/box/sol.py\"])"
-                                : " is frozen at kernel-ready (argv[0] is the program)");
-    return nullptr;
+               (runtime ? " runs a runtime (argv is the job's command line, e.g. [\"/box/sol.py\"])"
+                        : " is frozen at kernel-ready (argv[0] is the program)");
+    return false;
   }
-  // A runtime's argv and a root file system's program are guest paths: nothing to check here.
-  if (served->runtime || served->rootfs) return served;
-  // The program is read on the worker; checking here answers the common mistakes (a typo, a
-  // directory) as bad_request instead of a failed job.
-  struct stat st;
-  if (stat(req.argv[0].c_str(), &st) != 0) {
-    *message = "argv[0] " + req.argv[0] + ": " + std::strerror(errno);
-    return nullptr;
+  // A runtime's argv and a program in a root file system are guest paths: nothing to open here.
+  if (runtime || image.rootfs()) return true;
+  // The program is opened here, once, and the worker reads this very fd: a path swapped
+  // afterwards (a symlink turned to a FIFO) changes nothing, and opening never blocks (a FIFO
+  // or device opens at once with O_NONBLOCK and is refused by its fstat). Half the guest's
+  // memory caps it, as the clone does.
+  auto fd = engine::open_program(req.argv[0], job->pool->image().mem_bytes() / 2);
+  if (!fd.ok()) {
+    *message = "argv[0] " + fd.error().message();
+    return false;
   }
-  if (!S_ISREG(st.st_mode)) {
-    *message = "argv[0] " + req.argv[0] + ": not a regular file";
-    return nullptr;
+  std::string why;
+  if (!is_x86_64_elf(fd->get(), &why)) {
+    *message = "argv[0] " + req.argv[0] + ": " + why;
+    return false;
   }
-  return served;
+  job->program = std::move(fd).value();
+  return true;
 }
 
 void Service::submit(std::string_view line, Reply reply) {
@@ -136,12 +232,9 @@ void Service::submit(std::string_view line, Reply reply) {
 
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
-  Served* served = route(*req, &code, &message);
-  if (!served) return answer_error(req->id, code, message, reply);
-
   auto job = std::make_unique<Job>();
+  if (!route(*req, job.get(), &code, &message)) return answer_error(req->id, code, message, reply);
   job->req = std::move(req).value();
-  job->served = served;
   job->reply = std::move(reply);
   job->accepted = accepted;
   {
@@ -190,18 +283,19 @@ void Service::run_job(Job& job) {
     const Request& req = job.req;
     vmm::StringInput input(std::move(job.req.stdin_data));  // outlives the run below
     engine::CloneJob cj;
-    if (!job.served->stdin_wait) {
+    if (!job.stdin_wait) {
       cj.program = req.argv[0];
+      cj.program_fd = job.program.get();
+      cj.files = req.files;
       cj.argv = req.argv;
       cj.env = env_;
-      cj.files = req.files;
     }
     cj.stdin_source = &input;
     cj.timeout = std::chrono::milliseconds(req.timeout_ms);
     cj.max_output = req.max_output_bytes;
     const auto wait = std::min<std::chrono::nanoseconds>(opts_.acquire_wait, cj.timeout);
     PoolJobTimings pt;
-    auto r = job.served->pool->run(cj, wait, &pt);
+    auto r = job.pool->run(cj, wait, &pt);
     const auto ran = Clock::now();
     t.acquire_us = pt.acquire_us;
     t.run_us = std::max(0.0, us_between(started, ran) - pt.acquire_us);
@@ -220,6 +314,8 @@ void Service::run_job(Job& job) {
     line = serialize_error(job.req.id, ErrorCode::kInternal, std::string("vmfork: ") + e.what());
   }
   metrics_.observe_job(us_between(job.accepted, Clock::now()) / 1e6);
+  job.program.reset();
+  job.pool.reset();  // a pool replaced by reload() goes with its last job
   job.reply(std::move(line));
 }
 
@@ -236,17 +332,27 @@ void Service::shutdown() {
 
 bool Service::wait_ready(std::chrono::nanoseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  std::vector<std::shared_ptr<WarmPool>> pools;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& s : served_) pools.push_back(s.pool);
+  }
   bool all = true;
-  for (auto& s : served_) {
+  for (auto& p : pools) {
     auto left = std::max<std::chrono::nanoseconds>(deadline - Clock::now(), std::chrono::nanoseconds(0));
-    all = s.pool->wait_ready(left) && all;
+    all = p->wait_ready(left) && all;
   }
   return all;
 }
 
 std::string Service::metrics_text() const {
+  std::vector<std::pair<std::string, std::shared_ptr<WarmPool>>> served;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& s : served_) served.emplace_back(s.name, s.pool);
+  }
   std::vector<PoolGauge> pools;
-  for (const auto& s : served_) pools.push_back(PoolGauge{s.name, s.pool->stats()});
+  for (const auto& [name, pool] : served) pools.push_back(PoolGauge{name, pool->stats()});
   ServiceLoad l = load();
   return metrics_.render(pools, l.queued, l.running);
 }

@@ -50,8 +50,17 @@ class Service {
 
   /// Loads every template (engine::TemplateImage::load: validated, memory materialized), makes
   /// its WarmPool (which starts restoring clones in the background) and starts the workers.
-  /// Errors: bad options, a template that cannot be loaded (the store's message, naming it).
+  /// `store` must outlive the Service (reload() reads it). Errors: bad options, a template that
+  /// cannot be loaded (the store's message, naming it).
   static Result<std::unique_ptr<Service>> create(const snapshot::PageStore& store, ServiceOptions opts);
+
+  /// Picks up templates re-created in the store since they were loaded (PageStore::identity
+  /// changed): each is loaded again and gets a new WarmPool; jobs accepted from then on run in
+  /// it, jobs already accepted finish in the old one, which goes when they have. A template
+  /// that fails to load keeps its old pool. Slow (a template load); call it off the hot path
+  /// (`vmfork serve` does on SIGHUP). Returns the names reloaded. Errors: the first template
+  /// that could not be loaded (the others are still reloaded).
+  Result<std::vector<std::string>> reload();
 
   /// shutdown(), then the pools are destroyed.
   ~Service();
@@ -84,23 +93,27 @@ class Service {
   struct Served {
     std::string name;
     bool stdin_wait = false;  // frozen at stdin-wait: the program already runs, argv must be empty
-    bool runtime = false;     // frozen at runtime: argv is the job's command line for the runtime
-    bool rootfs = false;      // kernel-ready with a root file system: argv[0] is a path in it
-    std::unique_ptr<WarmPool> pool;
+    std::shared_ptr<WarmPool> pool;  // replaced by reload() (under mu_); jobs hold their own ref
+    std::string identity;            // PageStore::identity when loaded
   };
   struct Job;
 
-  explicit Service(ServiceOptions opts);
-  /// Checks a parsed run request against the templates: the template to run it in, or null
-  /// with the error to answer.
-  Served* route(const Request& req, ErrorCode* code, std::string* message);
+  Service(const snapshot::PageStore& store, ServiceOptions opts);
+  /// Checks a parsed run request against the templates and opens its program (engine::
+  /// open_program: once, non-blocking, a regular file that starts as an x86-64 ELF). Fills the
+  /// job's template fields and program fd, or returns false with the error to answer.
+  bool route(const Request& req, Job* job, ErrorCode* code, std::string* message);
+  static Result<Served> load_served(const snapshot::PageStore& store, const std::string& name,
+                                    const PoolOptions& opts);
   void worker_loop();
   void run_job(Job& job);
   void answer_error(const nlohmann::json& id, ErrorCode code, const std::string& message, const Reply& reply);
 
+  const snapshot::PageStore& store_;
   ServiceOptions opts_;
   std::vector<std::string> env_;  // engine::default_env(), for kernel-ready jobs
-  std::vector<Served> served_;
+  std::vector<Served> served_;  // fixed names; each entry's pool and identity change under mu_
+  std::mutex reload_mu_;        // one reload() at a time
   Metrics metrics_;
 
   mutable std::mutex mu_;

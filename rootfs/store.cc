@@ -148,6 +148,43 @@ Status verify_image(const fs::path& image, std::string_view hash) {
   return {};
 }
 
+Status Store::verify(std::string_view name) const {
+  VF_ASSIGN(ImageInfo info, find(name));
+  uint64_t bytes = 0;
+  VF_ASSIGN(std::string hash, files::hash_file(info.path, &bytes));
+  if (hash != info.hash)
+    return plain_error("rootfs " + info.name + ": " + info.path.string() + ": XXH3-128 " + hash + ", expected " + info.hash);
+  if (bytes != info.bytes)
+    return plain_error("rootfs " + info.name + ": " + info.path.string() + ": " + std::to_string(bytes) +
+                       " bytes, expected " + std::to_string(info.bytes));
+  return {};
+}
+
+Result<uint64_t> Store::gc() {
+  VF_ASSIGN(Fd lock, files::lock_exclusive(dir_));
+  VF_TRY(sweep_tmp(files::tmp_dir(dir_)));
+  std::set<std::string> live;
+  VF_ASSIGN(auto names, dir_names(files::names_dir(dir_)));
+  for (const auto& n : names) {
+    if (!n.ends_with(".json")) continue;
+    VF_ASSIGN(ImageInfo info, files::read_name(dir_, n.substr(0, n.size() - 5)));
+    live.insert(info.hash + ".erofs");
+  }
+  uint64_t freed = 0;
+  bool removed = false;
+  VF_ASSIGN(auto images, dir_names(files::images_dir(dir_)));
+  for (const auto& f : images) {
+    if (live.count(f)) continue;
+    const fs::path p = files::images_dir(dir_) / f;
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0) freed += uint64_t(st.st_size);
+    if (::unlink(p.c_str()) < 0 && errno != ENOENT) return errno_error("unlink " + p.string());
+    removed = true;
+  }
+  if (removed) VF_TRY(files::fsync_dir(files::images_dir(dir_)));
+  return freed;
+}
+
 Result<ImageInfo> Store::ensure_program_image(const fs::path& program) {
   std::error_code ec;
   const fs::path canon = fs::canonical(program, ec);

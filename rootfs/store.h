@@ -60,6 +60,16 @@ class Store {
   /// any image a crashed create left without a name).
   Status remove(std::string_view name);
 
+  /// Re-reads image `name` and checks its bytes against the name's hash and size. Errors:
+  /// "rootfs NAME: not found", "rootfs NAME: IMAGE: XXH3-128 H1, expected H2" (or a size
+  /// mismatch), the failing read.
+  Status verify(std::string_view name) const;
+
+  /// Removes, under the exclusive lock, image files no name refers to (left by an interrupted
+  /// remove) and temp dirs of dead creates. Returns the bytes freed. Errors: an unreadable
+  /// name file (nothing is removed then: its image could not be told from an orphan).
+  Result<uint64_t> gc();
+
   /// The automatic image of a dynamically linked host program: the program + its shared-library
   /// closure, cached in the store (name "auto-<16 hex of XXH3-64 of the program's canonical
   /// path, size and mtime>"); built on first use, reused after.

@@ -197,6 +197,17 @@ Result<std::vector<std::string>> PageStore::list() const {
   return names;
 }
 
+Result<std::string> PageStore::identity(std::string_view name) const {
+  if (template_of(std::string(name) + ".vft") != name) return plain_error("bad template name '" + std::string(name) + "'");
+  const fs::path p = manifest_path(name);
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) return errno_error("stat " + p.string());
+  // rename(2) of a new manifest gives a new inode; the mtime and size tell apart an inode
+  // number the file system reused.
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
 // ---- Figures.
 
 Result<TemplateStats> PageStore::inspect(std::string_view name) const {

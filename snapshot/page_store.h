@@ -112,7 +112,8 @@ class PageStore {
   /// Stores template `in` and makes it visible once complete and durable: new pages are
   /// written to a new pack (temp file, fsync, rename, directory fsync), then the manifest
   /// (temp file, fsync, atomic rename, directory fsync). Pages already in a frame some existing
-  /// template uses are not written again. On failure before the manifest's rename the store is
+  /// template uses are not written again. Temp files of earlier puts that were interrupted
+  /// (killed) are removed first, under the exclusive lock. On failure before the manifest's rename the store is
   /// unchanged apart from orphan data that reclaim() removes (temp files and the new pack are
   /// removed best-effort); a failure of the last step (the directory fsync after the rename)
   /// leaves the template visible and complete, and is still returned. Errors: bad input (name,
@@ -135,6 +136,11 @@ class PageStore {
 
   /// Names of all templates, sorted.
   Result<std::vector<std::string>> list() const;
+
+  /// An opaque token that changes whenever template `name` is re-created (removed and put
+  /// again): its manifest file's device, inode, size and modification time (ns). Reads no data.
+  /// Errors: bad name, "stat DIR/templates/NAME.vft: No such file or directory".
+  Result<std::string> identity(std::string_view name) const;
 
   /// Figures for template `name` (see TemplateStats). Errors: as load, for any template.
   Result<TemplateStats> inspect(std::string_view name) const;

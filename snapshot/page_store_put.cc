@@ -59,6 +59,18 @@ struct PutCleanup {
   }
 };
 
+// Under the exclusive lock no other put runs, so every temp file is left by one that was
+// interrupted (killed, crashed): remove them before writing, so that repeated killed creates
+// do not pile up packs/*.vfp.tmp until a reclaim.
+Status remove_stale_temps(StoreFs& fsys, const fs::path& dir) {
+  for (const char* sub : {"packs", "templates"}) {
+    VF_ASSIGN(auto files, list_dir(dir / sub));
+    for (const std::string& f : files)
+      if ((f.ends_with(".vfp.tmp")) || (f[0] == '.' && f.ends_with(".vft.tmp"))) VF_TRY(fsys.unlink(dir / sub / f));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // Crash safety comes from the order of the writes. Nothing refers to a pack until a manifest
@@ -78,6 +90,7 @@ Result<PutStats> PageStore::put(const TemplateInput& in, const Progress& progres
 
   VF_ASSIGN(UringIo io, UringIo::create(opts_.queue_depth));
   VF_ASSIGN(Fd held_lock, lock(true));
+  VF_TRY(remove_stale_temps(fsys, dir_));
   const fs::path manifest = manifest_path(in.name);
   struct stat st;
   if (::lstat(manifest.c_str(), &st) == 0)

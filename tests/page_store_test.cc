@@ -485,5 +485,33 @@ TEST_F(PageStoreTest, ReadMemoryChecksItsArguments) {
   EXPECT_THAT(s->read_memory(outside, mem).error().message(), HasSubstr("outside the 4 guest pages"));
 }
 
+// A killed `template create` leaves temp files; the next put (the store opened for writing)
+// removes them, and an identity tells a re-created template from the one that was there.
+TEST_F(PageStoreTest, PutRemovesStaleTempFilesAndIdentityChangesOnRecreate) {
+  auto s = open();
+  put(*s, "a", image_a());
+  const auto store = dir_.path() / "store";
+  const std::filesystem::path stale[] = {store / "packs" / (pack_file_name(7) + ".tmp"),
+                                         store / "templates" / ".gone.vft.tmp"};
+  for (const auto& p : stale) {
+    FILE* f = fopen(p.c_str(), "w");
+    ASSERT_NE(f, nullptr) << p;
+    fputs("left by a killed put", f);
+    fclose(f);
+  }
+  auto id1 = s->identity("a");
+  ASSERT_TRUE(id1.ok()) << id1.error().message();
+  put(*s, "b", image_a());
+  for (const auto& p : stale) EXPECT_FALSE(std::filesystem::exists(p)) << p;
+  ASSERT_TRUE(s->remove("a").ok());
+  EXPECT_FALSE(s->identity("a").ok());
+  put(*s, "a", image_a());
+  auto id2 = s->identity("a");
+  ASSERT_TRUE(id2.ok()) << id2.error().message();
+  EXPECT_NE(*id1, *id2);
+  EXPECT_EQ(*id2, *s->identity("a"));
+  EXPECT_FALSE(s->identity("../x").ok());
+}
+
 }  // namespace
 }  // namespace vmfork::snapshot

@@ -729,6 +729,40 @@ TEST(RootfsCli, CreateLsInspectRm) {
   EXPECT_EQ(st, 125);
   EXPECT_NE(out.find("rootfs c1: not found"), std::string::npos) << out;
 }
+
+// `vmfork store verify` re-hashes every image (a flipped byte is reported, exit 1); `store gc`
+// removes an image no name refers to (left by an interrupted remove).
+TEST(RootfsCli, StoreVerifyAndGc) {
+  TempDir t;
+  make_tree(t.path() / "src");
+  const std::string vm = std::string(VMFORK_BINARY);
+  const std::string store = " --store " + (t.path() / "store").string();
+  int st = -1;
+  std::string out = run(vm + " rootfs create v1 --from-dir " + (t.path() / "src").string() + store + " 2>&1", &st);
+  ASSERT_EQ(st, 0) << out;
+  out = run(vm + " store verify" + store + " 2>&1", &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("ok      rootfs v1"), std::string::npos) << out;
+  auto info = Store::open(t.path() / "store")->find("v1");
+  ASSERT_TRUE(info.ok());
+  fs::permissions(info->path, fs::perms::owner_write, fs::perm_options::add);
+  {
+    std::fstream f(info->path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1100);
+    f.put('\x5a');
+  }
+  out = run(vm + " store verify" + store + " 2>&1", &st);
+  EXPECT_EQ(st, 1) << out;
+  EXPECT_NE(out.find("DAMAGED rootfs v1"), std::string::npos) << out;
+  // An orphan image: gc removes it and reports its bytes; the named one stays.
+  const fs::path orphan = info->path.parent_path() / (std::string(32, '0') + ".erofs");
+  { std::ofstream(orphan) << std::string(5000, 'x'); }
+  out = run(vm + " store gc" + store + " 2>&1", &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("rootfs images: 5000 bytes freed"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists(info->path));
+}
 #endif
 
 }  // namespace
