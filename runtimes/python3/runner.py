@@ -72,6 +72,8 @@ def run(argv):
             sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n"
                              % (sys.executable, path, e.errno, e.strerror))
             return 2
+        # Since CPython 3.9 the main script's __file__ (and so its tracebacks) is absolute.
+        path = os.path.abspath(path)
         module = sys.modules["__main__"]
         module.__dict__.update({"__file__": path, "__cached__": None, "__builtins__": builtins})
         exec(compile(source, path, "exec"), module.__dict__)
