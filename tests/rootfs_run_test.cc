@@ -223,6 +223,77 @@ TEST_F(RootfsRun, JobFilesGoInAndCollectedFilesComeBack) {
   EXPECT_TRUE(r.collected[2].missing);
 }
 
+// Compiles `source` with `cmd` (the output path appended) into the suite's directory and runs
+// the program in a VM from its automatic image (the program and its library closure).
+RunResult compile_and_run(const std::string& dir, const std::string& name, const std::string& source,
+                          const std::string& cmd) {
+  std::string src = dir + "/" + name + (cmd.rfind("rustc", 0) == 0 ? ".rs" : ".cc");
+  std::string bin = dir + "/" + name;
+  std::ofstream(src) << source;
+  int rc = std::system((cmd + " " + src + " -o " + bin + " 2>&1").c_str());
+  EXPECT_EQ(rc, 0) << cmd << " failed";
+  auto store = rootfs::Store::open(dir + "/store");
+  EXPECT_TRUE(store.ok());
+  auto img = store->ensure_program_image(bin);
+  EXPECT_TRUE(img.ok()) << (img.ok() ? "" : img.error().message());
+  if (!img.ok()) return {};
+  engine::RunSpec spec;
+  spec.rootfs = img->path.string();
+  spec.program = bin;
+  spec.argv = {bin};
+  spec.env = engine::default_env();
+  spec.env.push_back("TMPDIR=/tmp");
+  spec.timeout = std::chrono::seconds(60);
+  vmm::StringInput in("");
+  spec.stdin_source = &in;
+  auto r = engine::run_cold(spec);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+  return r.ok() ? std::move(r).value() : RunResult{};
+}
+
+TEST_F(RootfsRun, CxxProgramWritesTempFiles) {
+  VMFORK_REQUIRE_KVM();
+  auto r = compile_and_run(dir_, "cxx_tmp", R"cc(
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+int main() {
+  auto dir = std::filesystem::temp_directory_path() / "cxx";
+  std::filesystem::create_directories(dir);
+  for (int i = 0; i < 3; i++) std::ofstream(dir / ("f" + std::to_string(i))) << "line " << i << "\n";
+  std::string line;
+  std::ifstream(dir / "f2") >> line;
+  size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) n += e.file_size();
+  std::filesystem::rename(dir / "f0", dir / "g0");
+  std::cout << dir << " " << line << " " << n << " " << std::filesystem::exists(dir / "g0") << "\n";
+}
+)cc", "g++ -O1 -std=c++17");
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "\"/tmp/cxx\" line 21 1\n");
+}
+
+TEST_F(RootfsRun, RustProgramWritesTempFiles) {
+  VMFORK_REQUIRE_KVM();
+  auto r = compile_and_run(dir_, "rust_tmp", R"rs(
+use std::io::{Read, Write};
+fn main() {
+    let dir = std::env::temp_dir().join("rs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut f = std::fs::File::create(dir.join("a.txt")).unwrap();
+    writeln!(f, "written by rust").unwrap();
+    drop(f);
+    let mut s = String::new();
+    std::fs::File::open(dir.join("a.txt")).unwrap().read_to_string(&mut s).unwrap();
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    print!("{} {} {}", dir.display(), n, s);
+}
+)rs", "rustc -O");
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "/tmp/rs 1 written by rust\n");
+}
+
 TEST_F(RootfsRun, ProcFilesAreThere) {
   VMFORK_REQUIRE_KVM();
   auto r = run({"/usr/bin/python3", "-c",

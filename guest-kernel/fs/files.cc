@@ -840,6 +840,97 @@ int64_t sys_copy_file_range(uint64_t in_fd, uint64_t uoff_in, uint64_t out_fd, u
   return r;
 }
 
+// epoll(7) over what the job can have open: files, devices and the streams, all of which are
+// always ready (a read of stdin blocks in the VMM), so epoll_wait reports every registered fd
+// with the events it asked for, at once. The interest list is a kernel page of Interest slots.
+struct Interest {
+  int32_t fd;      // -1: free slot
+  uint32_t events;
+  uint64_t data;
+};
+constexpr uint64_t kMaxInterests = kPage / sizeof(Interest);
+constexpr uint32_t EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10;
+
+int64_t sys_epoll_create(uint64_t flags) {
+  if (flags & ~O_CLOEXEC) return -EINVAL;
+  Node* n = fs::new_anonymous_file();
+  if (!n) return -ENOMEM;
+  auto* list = static_cast<Interest*>(mm::kpage_alloc());
+  if (!list) return -ENOMEM;
+  for (uint64_t i = 0; i < kMaxInterests; i++) list[i].fd = -1;
+  n->special = Special::kEpoll;
+  n->mode = 0600;
+  n->priv = list;
+  return open_node(n, O_RDWR | (flags & O_CLOEXEC));
+}
+
+Interest* interests(uint64_t epfd) {
+  OpenFile* f = get(epfd);
+  return f && f->node->special == Special::kEpoll ? static_cast<Interest*>(f->node->priv) : nullptr;
+}
+
+int64_t sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uevent) {
+  constexpr uint64_t ADD = 1, DEL = 2, MOD = 3;
+  Interest* list = interests(epfd);
+  if (!get(epfd) || !get(fd)) return -EBADF;
+  if (!list) return -EINVAL;
+  if (fd == epfd) return -EINVAL;
+  uint8_t ev[12] = {};  // struct epoll_event is packed on x86-64: u32 events, u64 data
+  if (op != DEL) {
+    if (!mm::user_ok(uevent, 12, false)) return -EFAULT;
+    memcpy(ev, reinterpret_cast<const void*>(uevent), 12);
+  }
+  Interest* found = nullptr;
+  for (uint64_t i = 0; i < kMaxInterests; i++)
+    if (list[i].fd == int32_t(fd)) found = &list[i];
+  switch (op) {
+    case ADD:
+      if (found) return -EEXIST;
+      for (uint64_t i = 0; i < kMaxInterests && !found; i++)
+        if (list[i].fd < 0) found = &list[i];
+      if (!found) return -ENOSPC;
+      found->fd = int32_t(fd);
+      [[fallthrough]];
+    case MOD:
+      if (!found) return -ENOENT;
+      memcpy(&found->events, ev, 4);
+      memcpy(&found->data, ev + 4, 8);
+      return 0;
+    case DEL:
+      if (!found) return -ENOENT;
+      found->fd = -1;
+      return 0;
+    default: return -EINVAL;
+  }
+}
+
+int64_t sys_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t max, int64_t timeout_ms) {
+  Interest* list = interests(epfd);
+  if (!get(epfd)) return -EBADF;
+  if (!list) return -EINVAL;
+  if (max <= 0 || max > int64_t(kMaxInterests)) return -EINVAL;
+  if (!mm::user_ok(uevents, uint64_t(max) * 12, true)) return -EFAULT;
+  auto* out = reinterpret_cast<uint8_t*>(uevents);
+  int64_t n = 0;
+  for (uint64_t i = 0; i < kMaxInterests && n < max; i++) {
+    if (list[i].fd < 0) continue;
+    uint32_t ready = get(uint64_t(list[i].fd)) ? list[i].events & (EPOLLIN | EPOLLOUT) : EPOLLERR | EPOLLHUP;
+    if (!get(uint64_t(list[i].fd))) list[i].fd = -1;  // closed fds leave the set, as on Linux
+    if (!ready) continue;
+    memcpy(out + n * 12, &ready, 4);
+    memcpy(out + n * 12 + 4, &list[i].data, 8);
+    n++;
+  }
+  if (n || timeout_ms == 0) return n;
+  // Nothing can become ready without another thread: a finite wait sleeps it out; an endless
+  // one is a deadlock and ends the job as futex waits do.
+  if (timeout_ms < 0) end_job(kReqSignal, SIGKILL);
+  flush();
+  chan->sleep_until_ns = clock::realtime_ns() + uint64_t(timeout_ms) * 1000000;
+  ring(kReqSleep);
+  return 0;
+}
+
 // statfs(2): a tmpfs-like view of guest memory for the writable layer.
 int64_t fill_statfs(uint64_t ubuf) {
   if (!mm::user_ok(ubuf, 120, true)) return -EFAULT;
@@ -1005,6 +1096,10 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 319: r = sys_memfd_create(a[0], a[1]); break;
     case 326: r = sys_copy_file_range(a[0], a[1], a[2], a[3], a[4]); break;
     case 332: r = sys_statx(dfd, a[1], a[2], a[3], a[4]); break;
+    case 213: r = sys_epoll_create(0); break;                                    // epoll_create
+    case 291: r = sys_epoll_create(a[0]); break;                              // epoll_create1
+    case 233: r = sys_epoll_ctl(a[0], a[1], a[2], a[3]); break;
+    case 232: case 281: r = sys_epoll_wait(a[0], a[1], int64_t(int32_t(a[2])), int64_t(int32_t(a[3]))); break;
     case 437: {                                                                 // openat2
       // struct open_how { u64 flags, mode, resolve; }: the RESOLVE_* restrictions are not
       // implemented, so a request for any of them is refused rather than ignored.

@@ -23,6 +23,7 @@ enum class Special : uint8_t {
   kProcFd,       // /proc/self/fd/N: a "magic" link to the open file itself (fd in `proc_arg`)
   kProcGen,      // a generated text file (/proc/self/maps, /proc/meminfo, ...): `proc_arg` says which
   kJob,          // /dev/vmfork/job: opening it asks the VMM for the job (kReqJob, docs/guest-abi.md)
+  kEpoll,        // an epoll instance (epoll_create1): its interest list hangs off `priv`
 };
 
 struct Node;
@@ -49,6 +50,7 @@ struct Node {
   uint32_t opens;       // open file descriptions
   Special special;
   uint32_t proc_arg;
+  void* priv;           // kEpoll: the interest list (files.cc)
   Node* parent;         // directories: the one holding it (the root: itself)
   // The image inode behind this node, if any (its data is read there until copied up).
   bool lower;

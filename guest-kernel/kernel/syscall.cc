@@ -332,12 +332,29 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
     }
     case 97: return sys_prlimit(0, a0, 0, a1);                          // getrlimit
     case 98: {                                                          // getrusage
+      // struct rusage (getrusage(2)): ru_utime at 0, ru_maxrss (KiB) at 32.
       uint8_t ru[144] = {};
       uint64_t us = clock::cputime_ns() / 1000;
       int64_t tv[2] = {int64_t(us / 1000000), int64_t(us % 1000000)};
       memcpy(ru, tv, sizeof tv);
+      int64_t maxrss_kb = int64_t(chan->pages_peak * (kPage / 1024));
+      memcpy(ru + 32, &maxrss_kb, 8);
       return put_user(a1, ru, sizeof ru) ? 0 : -EFAULT;
     }
+    case 26:                                                            // msync
+      if ((a0 & (kPage - 1)) || (a2 & ~7ull)) return -EINVAL;
+      return mm::prot_at(a0) < 0 ? -ENOMEM : 0;                         // shared maps are memory
+    case 27: {                                                          // mincore
+      if (a0 & (kPage - 1)) return -EINVAL;
+      uint64_t pages = page_up(a1) / kPage;
+      if (!mm::user_ok(a2, pages, true)) return -EFAULT;
+      for (uint64_t i = 0; i < pages; i++) {
+        if (mm::prot_at(a0 + i * kPage) < 0) return -ENOMEM;
+        reinterpret_cast<uint8_t*>(a2)[i] = 1;                          // mapped eagerly: resident
+      }
+      return 0;
+    }
+    case 115: return 0;                                                 // getgroups: none
     case 99: return sys_sysinfo(a0);
     case 100: {                                                         // times
       int64_t ticks = int64_t(clock::cputime_ns() / 10000000);
