@@ -151,6 +151,15 @@ TEST_P(Programs, ExitCodesAndStderr) {
   }
 }
 
+TEST_P(Programs, MemorySyscallsRefuseBadRangesAsLinuxDoes) {
+  for (const char* variant : {"memory_args.glibc", "memory_args.musl"}) {
+    RunResult r = run(job(prog(variant), {variant}));
+    EXPECT_EQ(r.reason, ExitReason::kExited) << variant << " " << (r.fault ? r.fault->message : "");
+    EXPECT_EQ(r.stdout_data, host_output(prog("memory_args.glibc"), "")) << variant;
+    EXPECT_NE(r.stdout_data.find("done"), std::string::npos) << variant;
+  }
+}
+
 TEST_P(Programs, ReadsAllOfStdin) {
   std::string in;
   for (int i = 0; i < 50000; i++) in += "some input line number " + std::to_string(i) + "\n";

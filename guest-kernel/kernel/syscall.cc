@@ -39,7 +39,8 @@ int64_t check_mem(int64_t r) {
 
 int64_t sys_brk(uint64_t want) {
   if (!g_brk_start) g_brk_start = g_brk = loader::initial_brk();
-  if (want < g_brk_start) return int64_t(g_brk);
+  // Out of range (brk(-1) included): the break stays and is returned, as Linux does (brk(2)).
+  if (want < g_brk_start || want > mm::kMmapTop) return int64_t(g_brk);
   // The mapped heap grows in whole 2 MiB pages; brk itself moves by the byte.
   uint64_t cur_top = pmm::huge_up(g_brk), new_top = pmm::huge_up(want);
   if (new_top > cur_top) {
@@ -132,14 +133,16 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 }
 
 int64_t sys_munmap(uint64_t addr, uint64_t len) {
-  if ((addr & (kPage - 1)) || !len || addr + len < addr) return -EINVAL;
-  if (addr >= mm::kUserMax + kPage) return -EINVAL;
+  // munmap(2): EINVAL for a range outside the user address space (mm/mmap.c do_vmi_munmap).
+  if ((addr & (kPage - 1)) || !len || addr > mm::kUserMax || len > mm::kUserMax - addr) return -EINVAL;
   mm::unmap(addr, len);
   return 0;
 }
 
 int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t) {
   if ((old & (kPage - 1)) || !new_len || (flags & MREMAP_FIXED)) return -EINVAL;
+  if (old > mm::kUserMax || old_len > mm::kUserMax - old) return -EFAULT;
+  if (new_len > mm::kUserMax) return -EINVAL;  // beyond the address space, as Linux
   old_len = page_up(old_len);
   new_len = page_up(new_len);
   int64_t prot = mm::prot_at(old);
@@ -163,6 +166,7 @@ int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t fl
 
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice) {
   if (addr & (kPage - 1)) return -EINVAL;
+  if (addr > mm::kUserMax || len > mm::kUserMax - addr) return -ENOMEM;  // not mapped (madvise(2))
   if (advice != MADV_DONTNEED) return 0;
   // Private anonymous memory reads back as zero after MADV_DONTNEED (madvise(2)).
   for (uint64_t a = addr; a < addr + page_up(len); a += kPage) {
