@@ -17,6 +17,17 @@ Status check_path(const std::string& p, const char* what) {
   if (p.empty() || p[0] != '/') return plain_error(std::string(what) + " '" + p + "': the guest path must be absolute");
   if (p.size() > kMaxPath) return plain_error(std::string(what) + ": guest path longer than 4095 bytes");
   if (p.find('\0') != std::string::npos) return plain_error(std::string(what) + ": guest path contains NUL");
+  // Every component a plain name (repeated slashes are fine, as in any Linux path): no . or ..
+  for (size_t i = 1; i <= p.size();) {
+    size_t end = p.find('/', i);
+    if (end == std::string::npos) end = p.size();
+    std::string_view c(p.data() + i, end - i);
+    if (c == "." || c == "..") return plain_error(std::string(what) + " '" + p + "': '.' or '..' path component");
+    if (c.size() > 255) return plain_error(std::string(what) + " '" + p + "': a component longer than 255 bytes");
+    i = end + 1;
+  }
+  if (p.find_first_not_of('/') == std::string::npos && std::string(what) != "--workdir")
+    return plain_error(std::string(what) + ": '/' is not a file");
   return {};
 }
 
@@ -70,6 +81,11 @@ Status CollectDecoder::take(std::span<const uint8_t> w) {
       return plain_error("collect: record path out of range");
     std::string path(reinterpret_cast<const char*>(w.data() + pos), r.path_len);
     pos += r.path_len;
+    // Every record costs its path against the bound too, and no more files than can be asked
+    // for: a hostile guest cannot grow this past the output limit.
+    if (files_.size() > 4096 && r.data_off == 0) return plain_error("collect: more files than were asked for");
+    if (room_ < r.path_len) return plain_error("collect: records beyond the output limit");
+    room_ -= r.path_len;
     if (r.kind == abi::kFileMissing) {
       files_.push_back(CollectedFile{path, {}, 0, true, false});
     } else if (r.kind == abi::kFileData) {

@@ -775,6 +775,7 @@ int64_t sys_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex) {
 
 // sendfile(2) and copy_file_range(2) through a kernel bounce page.
 int64_t copy_between(OpenFile* in, uint64_t* in_pos, OpenFile* out, uint64_t* out_pos, uint64_t count) {
+  if (count > 0x7ffff000) count = 0x7ffff000;  // MAX_RW_COUNT, as Linux caps one transfer
   auto* buf = static_cast<uint8_t*>(mm::kpage_alloc());
   if (!buf) return -ENOMEM;
   uint64_t done = 0;
@@ -849,7 +850,7 @@ struct Interest {
   uint64_t data;
 };
 constexpr uint64_t kMaxInterests = kPage / sizeof(Interest);
-constexpr uint32_t EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10;
+constexpr uint32_t EPOLLIN = 1, EPOLLOUT = 4;
 
 int64_t sys_epoll_create(uint64_t flags) {
   if (flags & ~O_CLOEXEC) return -EINVAL;
@@ -908,14 +909,18 @@ int64_t sys_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t max, int64_t tim
   Interest* list = interests(epfd);
   if (!get(epfd)) return -EBADF;
   if (!list) return -EINVAL;
-  if (max <= 0 || max > int64_t(kMaxInterests)) return -EINVAL;
+  if (max <= 0) return -EINVAL;
+  if (max > int64_t(kMaxInterests)) max = int64_t(kMaxInterests);  // no more can be ready
   if (!mm::user_ok(uevents, uint64_t(max) * 12, true)) return -EFAULT;
   auto* out = reinterpret_cast<uint8_t*>(uevents);
   int64_t n = 0;
   for (uint64_t i = 0; i < kMaxInterests && n < max; i++) {
     if (list[i].fd < 0) continue;
-    uint32_t ready = get(uint64_t(list[i].fd)) ? list[i].events & (EPOLLIN | EPOLLOUT) : EPOLLERR | EPOLLHUP;
-    if (!get(uint64_t(list[i].fd))) list[i].fd = -1;  // closed fds leave the set, as on Linux
+    if (!get(uint64_t(list[i].fd))) {  // a closed fd leaves the set silently, as on Linux
+      list[i].fd = -1;
+      continue;
+    }
+    uint32_t ready = list[i].events & (EPOLLIN | EPOLLOUT);
     if (!ready) continue;
     memcpy(out + n * 12, &ready, 4);
     memcpy(out + n * 12 + 4, &list[i].data, 8);

@@ -16,6 +16,7 @@ struct CollectPath {
   char path[];
 };
 CollectPath* g_collect;
+uint64_t g_installed_generation = ~0ull;  // BootInfo.generation the last bundle was installed for
 uint64_t g_window_start, g_window_len;  // bundle range [start, start+len) now in the window
 
 const uint8_t* window() { return phys(kFilesWindowGpa); }
@@ -33,7 +34,9 @@ const uint8_t* fetch(uint64_t pos, uint64_t n) {
   return window() + (pos - g_window_start);
 }
 
-// mkdir -p of every parent of `path` (and of path itself when `self`). Returns the directory.
+// mkdir -p of every parent of `path` (and of path itself when `self`), following symlinks as
+// a path walk does (an image's /lib -> usr/lib). Returns the directory. The host checked that
+// no component is empty, "." or "..".
 fs::Node* make_dirs(char* path, uint64_t len, bool self) {
   fs::Node* dir = fs::root();
   uint64_t i = 0;
@@ -43,10 +46,13 @@ fs::Node* make_dirs(char* path, uint64_t len, bool self) {
     while (i < len && path[i] != '/') i++;
     if (i == s) break;
     if (i >= len && !self) break;  // the last component is the file itself
+    char saved = path[i];
+    path[i] = 0;
     fs::Node* next;
-    if (fs::lookup(dir, path + s, i - s, &next) < 0 &&
-        fs::create(dir, path + s, i - s, 0040755, nullptr, &next) < 0)
-      end_job(kReqMemLimit, 0);
+    int64_t r = fs::resolve(fs::root(), path, true, &next);
+    path[i] = saved;
+    if (r == -ENOENT && fs::create(dir, path + s, i - s, 0040755, nullptr, &next) < 0) end_job(kReqMemLimit, 0);
+    if (r < 0 && r != -ENOENT) panic("job files: a parent of a job file cannot be resolved");
     if (!fs::is_dir(next)) panic("job files: a parent of a job file is not a directory");
     dir = next;
   }
@@ -56,6 +62,11 @@ fs::Node* make_dirs(char* path, uint64_t len, bool self) {
 }  // namespace
 
 void install() {
+  // Once per job: a cold run's runtime that opens /dev/vmfork/job gets no new bundle (same
+  // generation); a clone resumed there has a new generation and its own bundle.
+  if (g_installed_generation == boot->generation) return;
+  g_installed_generation = boot->generation;
+  g_collect = nullptr;
   uint64_t total = boot->files_bytes;
   if (!total) return;
   g_window_start = g_window_len = 0;
@@ -83,10 +94,12 @@ void install() {
         uint64_t ns = len;
         while (ns > 0 && path[ns - 1] != '/') ns--;
         fs::Node* n;
-        int64_t e = fs::lookup(dir, path + ns, len - ns, &n);
+        int64_t e = fs::resolve(fs::root(), path, true, &n);  // an existing file, through symlinks
         if (e == 0 && fs::is_reg(n)) e = fs::truncate(n, 0);
-        else e = fs::create(dir, path + ns, len - ns, 0100000 | (r.mode & 07777), nullptr, &n);
-        if (e < 0) panic("job files: cannot create a job file");
+        else if (e == -ENOENT) e = fs::create(dir, path + ns, len - ns, 0100000 | (r.mode & 07777), nullptr, &n);
+        else if (e == 0) e = -EISDIR;
+        if (e == -ENOMEM) end_job(kReqMemLimit, 0);
+        if (e < 0) panic("job files: a job file's path names something that is not a regular file");
         n->mode = 0100000 | (r.mode & 07777);
         for (uint64_t off = 0; off < r.data_len;) {
           uint64_t take = r.data_len - off < kFilesWindowCap ? r.data_len - off : kFilesWindowCap;

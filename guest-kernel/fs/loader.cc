@@ -398,6 +398,7 @@ void load(uint64_t* entry, uint64_t* sp) {
     if (i >= skip) *v++ = strings_va + off;
     off += strlen(args.strs + off) + 1;
   }
+  if (args.h.envc == 0) *v++ = 0;  // argv's NULL; the one below ends the (empty) envp
   *v++ = 0;
   memcpy(v, auxv, sizeof auxv);
   *entry = start;

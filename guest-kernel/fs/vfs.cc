@@ -151,8 +151,10 @@ void free_pages_from(Node* n, uint64_t first_page) {
     uint64_t* idx = n->page_dir[i];
     if (!idx) continue;
     uint64_t from = i == first_page / 512 ? first_page % 512 : 0;
-    for (uint64_t j = from; j < 512; j++)
-      if (idx[j]) pmm::free(idx[j]), idx[j] = 0;
+    for (uint64_t j = from; j < 512; j++) {
+      if (idx[j] && !n->mapped) pmm::free(idx[j]);
+      idx[j] = 0;
+    }
     if (from == 0) mm::kpage_free(idx), n->page_dir[i] = nullptr;
   }
 }
@@ -484,8 +486,8 @@ int64_t rename(Node* odir, const char* oname, uint64_t olen, Node* ndir, const c
   if (is_dir(n)) {
     odir->nlink--;
     ndir->nlink++;
-    n->parent = ndir;
   }
+  n->parent = ndir;
   n->ctime = ndir->mtime = ndir->ctime = now();
   return 0;
 }
@@ -494,6 +496,9 @@ int64_t link(Node* target, Node* dir, const char* name, uint64_t len) {
   if (is_dir(target)) return -EPERM;
   if (target->special != Special::kNone) return -EPERM;
   if (!is_dir(dir)) return -ENOTDIR;
+  if (dir->special != Special::kNone) return -EACCES;
+  if (len > 255) return -ENAMETOOLONG;
+  if (is_dot(name, len) || is_dotdot(name, len)) return -EEXIST;
   Node* existing;
   if (lookup(dir, name, len, &existing) == 0) return -EEXIST;
   Dentry* d = find_dentry(dir, name, len);
@@ -667,7 +672,7 @@ int64_t path_of(Node* n, char* buf, uint64_t cap) {
 
 void fill_stat(const Node* n, stat* st) {
   memset(st, 0, sizeof *st);
-  st->st_dev = n->lower ? 0x801 : 0x2d;
+  st->st_dev = 0x801;  // one device for the merged tree: a RAM-layer dir is no mount point
   st->st_ino = n->ino;
   st->st_nlink = n->nlink;
   st->st_mode = n->mode;

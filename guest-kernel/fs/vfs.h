@@ -57,6 +57,8 @@ struct Node {
   erofs::Inode li;
   // Writable-layer data: a regular file's pages once copied up or created, a symlink's target.
   bool upper;
+  bool mapped;          // some writable-layer page is mapped into the job in place (MAP_SHARED):
+                        // its pages are never freed again (the job may still use them)
   uint64_t** page_dir;  // kernel page of 512 pointers to kernel pages of 512 page GPAs
   char* link;
   // Directories: the merged entries; `complete` once every image entry has a Dentry.

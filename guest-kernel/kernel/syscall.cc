@@ -71,8 +71,8 @@ int64_t map_file(uint64_t va, uint64_t len, uint32_t prot, fs::Node* n, uint64_t
     bool image = false;
     uint64_t pa = o < n->size ? fs::page_gpa(n, o, &image) : 0;
     bool in_place = pa && ((image && !(prot & mm::kWrite)) || (!image && shared));
-    if (in_place && n->size - o < kPage && !image) in_place = false;
     if (in_place) {
+      if (!image) n->mapped = true;  // the file must not free this page while the job maps it
       if (!mm::map_page(va + i, pa, prot, false)) return -ENOMEM;
       continue;
     }
@@ -115,7 +115,7 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
     if ((flags & MAP_FIXED_NOREPLACE) && !mm::is_free(addr, len)) return -EEXIST;
     mm::unmap(addr, len);
     va = addr;
-  } else if (addr >= mm::kUserMin && addr + len <= mm::kMmapTop && mm::is_free(addr, len)) {
+  } else if (addr >= mm::kUserMin && addr < mm::kMmapTop && len <= mm::kMmapTop - addr && mm::is_free(addr, len)) {
     va = addr;
   } else {
     va = mm::find_free(len);
@@ -169,8 +169,10 @@ int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice) {
   if (addr > mm::kUserMax || len > mm::kUserMax - addr) return -ENOMEM;  // not mapped (madvise(2))
   if (advice != MADV_DONTNEED) return 0;
   // Private anonymous memory reads back as zero after MADV_DONTNEED (madvise(2)).
+  // Only the job's own anonymous pages: file pages mapped in place (the read-only image, a
+  // shared file) are not the mapping's to clear.
   for (uint64_t a = addr; a < addr + page_up(len); a += kPage) {
-    uint64_t pa = mm::translate(a);
+    uint64_t pa = mm::owned_page(a);
     if (pa) memset(phys(pa), 0, kPage);
   }
   return 0;

@@ -351,6 +351,13 @@ uint64_t translate(uint64_t va) {
               : (*leaf & kAddrMask);
 }
 
+uint64_t owned_page(uint64_t va) {
+  bool huge;
+  uint64_t* leaf = leaf_for(va, false, false, &huge);
+  if (!leaf || !(*leaf & kP) || (*leaf & kImage)) return 0;
+  return translate(va);
+}
+
 int vma_count() { return g_nvmas; }
 
 void vma_at(int i, uint64_t* start, uint64_t* end, uint32_t* prot) {

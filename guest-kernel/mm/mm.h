@@ -39,6 +39,9 @@ bool user_ok(uint64_t va, uint64_t len, bool write);
 int64_t prot_at(uint64_t va);
 /// Guest-physical address behind user va, or 0 if not present.
 uint64_t translate(uint64_t va);
+/// Guest-physical address behind user va if it is a page the job owns (not one mapped in place
+/// from a file or the program image), else 0.
+uint64_t owned_page(uint64_t va);
 /// The job's VMAs in address order, for /proc/self/maps: count, then [start, end) and prot of #i.
 int vma_count();
 void vma_at(int i, uint64_t* start, uint64_t* end, uint32_t* prot);
