@@ -25,7 +25,6 @@
 
 #include "engine/cold_run.h"
 #include "engine/restore.h"
-#include "engine/runtimes.h"
 #include "engine/template.h"
 #include "pool/client.h"
 #include "pool/server.h"
@@ -157,17 +156,8 @@ int main(int argc, char** argv) {
   auto store = snapshot::PageStore::open(dir);
   if (!store.ok()) return 1;
   engine::TemplateSpec spec;
-  auto rt = engine::find_runtime("python3");
-  spec.program = rt->program;
-  spec.argv = rt->argv;
-  spec.env = engine::default_env();
-  spec.files.files.push_back(rt->runner);
-  spec.runtime = "python3";
-  spec.wait_for_job = true;
-  spec.rootfs_path = img->path.string();
-  spec.rootfs_hash = img->hash;
-  spec.rootfs_name = img->name;
-  spec.rootfs_bytes = img->bytes;
+  if (!engine::use_runtime(&spec, "python3").ok()) return 1;
+  engine::use_rootfs(&spec, *img);
   std::vector<engine::TemplateCreated> made;
   for (const char* name : {"pyt", "pyt2"}) {
     spec.name = name;

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/util.h"
-#include "engine/runtimes.h"
 #include "rootfs/store.h"
 #include "engine/cold_run.h"
 #include "engine/template.h"
@@ -118,20 +117,13 @@ int create(const TemplateCli& c, snapshot::PageStore& store) {
     if (!rstore.ok()) return fail(rstore.error().message());
     auto img = rstore->find(c.rootfs);
     if (!img.ok()) return fail(img.error().message());
-    spec.rootfs_path = img->path.string();
-    spec.rootfs_hash = img->hash;
-    spec.rootfs_name = img->name;
-    spec.rootfs_bytes = img->bytes;
+    use_rootfs(&spec, *img);
   }
   std::vector<std::string> command = c.command;
   if (!c.runtime.empty()) {
-    auto rt = find_runtime(c.runtime);
+    Status rt = use_runtime(&spec, c.runtime);
     if (!rt.ok()) return fail(rt.error().message());
-    command = rt->argv;
-    spec.program = rt->program;
-    spec.files.files.push_back(rt->runner);
-    spec.runtime = c.runtime;
-    spec.wait_for_job = true;
+    command = spec.argv;
   }
   spec.wait_for_job = spec.wait_for_job || c.wait_for_job;
   if (!command.empty()) {

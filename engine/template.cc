@@ -2,6 +2,7 @@
 #include "engine/template.h"
 
 #include "engine/guest_job.h"
+#include "engine/runtimes.h"
 #include "engine/template_meta.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 
@@ -28,6 +29,24 @@ const char* freeze_point_name(FreezePoint p) {
     case FreezePoint::kRuntime: return "runtime";
   }
   return "?";
+}
+
+Status use_runtime(TemplateSpec* spec, std::string_view name) {
+  VF_ASSIGN(Runtime rt, find_runtime(name));
+  spec->program = rt.program;
+  spec->argv = rt.argv;
+  spec->env = default_env();
+  spec->files.files.push_back(rt.runner);
+  spec->runtime = std::string(name);
+  spec->wait_for_job = true;
+  return {};
+}
+
+void use_rootfs(TemplateSpec* spec, const rootfs::ImageInfo& img) {
+  spec->rootfs_path = img.path.string();
+  spec->rootfs_hash = img.hash;
+  spec->rootfs_name = img.name;
+  spec->rootfs_bytes = img.bytes;
 }
 
 Result<Frozen> freeze_template(const TemplateSpec& spec) {

@@ -21,6 +21,7 @@
 #include "common/status.h"
 #include "engine/job_files.h"
 #include "engine/snapshot_state.h"
+#include "rootfs/store.h"
 #include "snapshot/page_store.h"
 #include "vmm/accel.h"
 #include "vmm/machine.h"
@@ -63,6 +64,14 @@ struct Frozen {
   double boot_us = 0;                 // VM creation to freeze point
   double save_us = 0;                 // Machine::save (state ioctls)
 };
+
+/// Makes `spec` a template of the runtime vmfork ships as `name` (engine/runtimes.h): its program,
+/// the runner's command line, the default environment and the runner file, frozen at the
+/// runtime freeze point. The root file system is set apart (use_rootfs). Errors: unknown name.
+Status use_runtime(TemplateSpec* spec, std::string_view name);
+
+/// Gives `spec` the root file system image `img` (path, hash, name and size recorded).
+void use_rootfs(TemplateSpec* spec, const rootfs::ImageInfo& img);
 
 /// Boots and runs `spec` to its freeze point and captures the state. Errors: bad spec or
 /// program, no /dev/kvm, or the guest never reached the freeze point (the program exited,

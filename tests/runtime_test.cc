@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "engine/restore.h"
-#include "engine/runtimes.h"
 #include "engine/template.h"
 #include "kvm_test_util.h"
 #include "pool/base64.h"
@@ -42,18 +41,8 @@ class WarmPython : public testing::Test {
     engine::TemplateSpec spec;
     spec.name = "pyt";
     spec.accel = vmm::AccelRequest::kNative;
-    auto rt = engine::find_runtime("python3");
-    ASSERT_TRUE(rt.ok());
-    spec.program = rt->program;
-    spec.argv = rt->argv;
-    spec.env = engine::default_env();
-    spec.files.files.push_back(rt->runner);
-    spec.runtime = "python3";
-    spec.wait_for_job = true;
-    spec.rootfs_path = img->path.string();
-    spec.rootfs_hash = img->hash;
-    spec.rootfs_name = img->name;
-    spec.rootfs_bytes = img->bytes;
+    ASSERT_TRUE(engine::use_runtime(&spec, "python3").ok());
+    engine::use_rootfs(&spec, *img);
     auto created = engine::create_template(spec, **store);
     ASSERT_TRUE(created.ok()) << created.error().message();
     ASSERT_EQ(created->point, engine::FreezePoint::kRuntime);
