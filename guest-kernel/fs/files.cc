@@ -130,6 +130,15 @@ int64_t parent_at(int64_t dirfd, const char* path, Node** dir, char* name, uint6
   return 0;
 }
 
+// The directory and last name of a user path, for the calls that make or remove a name. A path
+// with no last name ("/") is `root_errno`: EEXIST for those that create, EBUSY for the others.
+int64_t user_parent(int64_t dirfd, uint64_t upath, int64_t root_errno, Node** dir, char* name, uint64_t* len) {
+  int64_t r = copy_path(upath, g_path);
+  if (r) return r;
+  r = parent_at(dirfd, g_path, dir, name, len);
+  return r == -EISDIR ? root_errno : r;
+}
+
 // ---- Streams (fds 0-2 by default) ----------------------------------------------------------
 
 // Appends to an output stream buffer, ringing the VMM to drain it whenever it fills.
@@ -513,13 +522,11 @@ int64_t sys_fchdir(uint64_t fd) {
 }
 
 int64_t sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode) {
-  int64_t r = copy_path(upath, g_path);
-  if (r) return r;
   Node* dir;
   char name[256];
   uint64_t len;
-  r = parent_at(dirfd, g_path, &dir, name, &len);
-  if (r) return r == -EISDIR ? -EEXIST : r;
+  int64_t r = user_parent(dirfd, upath, -EEXIST, &dir, name, &len);
+  if (r) return r;
   Node* n;
   r = fs::create(dir, name, len, S_IFDIR | (uint32_t(mode) & 07777 & ~g_umask), nullptr, &n);
   return r == -ENOMEM ? -ENOSPC : r;
@@ -527,30 +534,24 @@ int64_t sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode) {
 
 int64_t sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags) {
   if (flags & ~AT_REMOVEDIR) return -EINVAL;
-  int64_t r = copy_path(upath, g_path);
-  if (r) return r;
   Node* dir;
   char name[256];
   uint64_t len;
-  r = parent_at(dirfd, g_path, &dir, name, &len);
-  if (r) return r == -EISDIR ? -EBUSY : r;
+  int64_t r = user_parent(dirfd, upath, -EBUSY, &dir, name, &len);
+  if (r) return r;
   return fs::remove(dir, name, len, flags & AT_REMOVEDIR);
 }
 
 int64_t sys_renameat2(int64_t olddirfd, uint64_t oldpath, int64_t newdirfd, uint64_t newpath, uint64_t flags) {
   constexpr uint64_t RENAME_NOREPLACE = 1;
   if (flags & ~RENAME_NOREPLACE) return -EINVAL;
-  int64_t r = copy_path(oldpath, g_path);
-  if (r) return r;
   Node *odir, *ndir;
   char oname[256], nname[256];
   uint64_t olen, nlen;
-  r = parent_at(olddirfd, g_path, &odir, oname, &olen);
-  if (r) return r == -EISDIR ? -EBUSY : r;
-  r = copy_path(newpath, g_path);
+  int64_t r = user_parent(olddirfd, oldpath, -EBUSY, &odir, oname, &olen);
   if (r) return r;
-  r = parent_at(newdirfd, g_path, &ndir, nname, &nlen);
-  if (r) return r == -EISDIR ? -EBUSY : r;
+  r = user_parent(newdirfd, newpath, -EBUSY, &ndir, nname, &nlen);
+  if (r) return r;
   return fs::rename(odir, oname, olen, ndir, nname, nlen, flags & RENAME_NOREPLACE);
 }
 
@@ -558,13 +559,11 @@ int64_t sys_symlinkat(uint64_t utarget, int64_t dirfd, uint64_t upath) {
   int64_t r = copy_path(utarget, g_path2);
   if (r) return r;
   if (!g_path2[0]) return -ENOENT;
-  r = copy_path(upath, g_path);
-  if (r) return r;
   Node* dir;
   char name[256];
   uint64_t len;
-  r = parent_at(dirfd, g_path, &dir, name, &len);
-  if (r) return r == -EISDIR ? -EEXIST : r;
+  r = user_parent(dirfd, upath, -EEXIST, &dir, name, &len);
+  if (r) return r;
   Node* n;
   r = fs::create(dir, name, len, 0120777, g_path2, &n);
   return r == -ENOMEM ? -ENOSPC : r;
@@ -574,13 +573,11 @@ int64_t sys_linkat(int64_t olddirfd, uint64_t oldpath, int64_t newdirfd, uint64_
   Node* target;
   int64_t r = resolve_at(olddirfd, oldpath, flags, flags & AT_SYMLINK_FOLLOW, &target);
   if (r) return r;
-  r = copy_path(newpath, g_path);
-  if (r) return r;
   Node* dir;
   char name[256];
   uint64_t len;
-  r = parent_at(newdirfd, g_path, &dir, name, &len);
-  if (r) return r == -EISDIR ? -EEXIST : r;
+  r = user_parent(newdirfd, newpath, -EEXIST, &dir, name, &len);
+  if (r) return r;
   return fs::link(target, dir, name, len);
 }
 
