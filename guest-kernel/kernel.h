@@ -1,6 +1,7 @@
 // Shared declarations of the vmfork guest kernel: boot info, the host channel, logging,
-// freestanding memory helpers, and the frames built by entry.S. Single vCPU, no preemption:
-// kernel code never runs concurrently with itself, so globals need no locking.
+// freestanding memory helpers, and the frames built by entry.S. Single vCPU, and a task gives
+// the vCPU up only at points the kernel chooses (kernel/sched.h): kernel code never runs
+// concurrently with itself, so globals need no locking.
 #pragma once
 
 #include <stddef.h>
@@ -44,11 +45,14 @@ void log_hex(const char* label, uint64_t v);
 /// Ends the job: flushes output and reports `req` (kReqExit, kReqSignal, kReqMemLimit).
 [[noreturn]] void end_job(Request req, uint64_t status);
 
-/// Registers saved by syscall_entry (entry.S), lowest address first.
-struct SyscallFrame {
-  uint64_t nr, rdi, rsi, rdx, r10, r8, r9;
+/// The job's registers as syscall_entry (entry.S) saves them on the task's kernel stack, lowest
+/// address first: Linux's struct pt_regs order (arch/x86/include/asm/ptrace.h). ret_to_user
+/// restores every field, so changing one changes what the job resumes with.
+struct Regs {
+  uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax;
   uint64_t rip, cs, rflags, rsp, ss;  // the IRETQ frame back to the job
 };
+static_assert(sizeof(Regs) == 168, "Regs must match entry.S");
 
 /// What trap_common (entry.S) passes to trap_handler: the stub's pushes, then the CPU's frame.
 struct TrapFrame {

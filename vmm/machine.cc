@@ -1,6 +1,7 @@
 // VM, run loop and exit switch (see machine.h).
 #include "vmm/machine.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -70,6 +71,41 @@ Status Machine::restore(const State& s) {
   return {};
 }
 
+// Tick periods the guest may ask for are clamped to [kMinTickNs, kMaxTickNs]: a hostile guest must
+// not make the VMM spin on a 1 ns timer.
+constexpr uint64_t kMinTickNs = 1000000, kMaxTickNs = 1000000000;
+
+Status Machine::tick_period(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline) {
+  uint64_t want = channel.page().tick_ns;  // guest-written
+  if (want) want = std::clamp(want, kMinTickNs, kMaxTickNs);
+  if (want == timer.period_ns()) return {};
+  VF_TRY(timer.set_period(want, deadline));
+  channel.mutable_page()->tick_armed = want;
+  return {};
+}
+
+// A tick: if the vCPU is in the job, save the job's registers into the channel and send it to the
+// kernel's trampoline (docs/guest-abi.md "Preemption"); in the kernel, do nothing (the kernel
+// checks its time slice on every return to the job). The trampoline address is guest-written;
+// any value only moves the guest's own RIP.
+Status Machine::tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline) {
+  abi::Channel* c = channel.mutable_page();
+  if (!c->tick_ns) {
+    c->tick_armed = 0;
+    return timer.set_period(0, deadline);
+  }
+  if (c->tick_ns != timer.period_ns()) VF_TRY(tick_period(channel, timer, deadline));
+  kvm_regs r;
+  VF_TRY(vcpu_->get_regs(&r));
+  if (r.rip >= 0x800000000000ull || !c->tick_entry) return {};
+  const uint64_t regs[18] = {r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+                             r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags};
+  std::memcpy(c->tick_regs, regs, sizeof regs);
+  c->tick_count++;
+  r.rip = c->tick_entry;
+  return vcpu_->set_regs(r);
+}
+
 static std::string hex(uint64_t v) {
   char b[24];
   snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
@@ -88,7 +124,8 @@ Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline
         stop.kind = StopInfo::kTimeout;
         return stop;
       }
-      run->immediate_exit = 0;  // a stray signal: keep going
+      run->immediate_exit = 0;
+      if (timer->period_ns()) VF_TRY(tick(channel, *timer, deadline));
       continue;
     }
     stop.exits++;
@@ -122,6 +159,9 @@ Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline
             case ChannelDevice::Action::kTimeout:
               stop.kind = StopInfo::kTimeout;
               return stop;
+            case ChannelDevice::Action::kTicks:
+              VF_TRY(tick_period(channel, *timer, deadline));
+              break;
             case ChannelDevice::Action::kFreezePoint:
               stop.kind = StopInfo::kFreezePoint;
               stop.request = value;

@@ -17,6 +17,8 @@
 
 namespace vmfork::vmm {
 
+class RunDeadline;
+
 /// Why Machine::run returned.
 struct StopInfo {
   enum Kind {
@@ -81,6 +83,9 @@ class Machine {
       : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
 
   Status complete_pending_io();
+  // Preemption ticks (Channel.tick_*): follow the guest's wanted period; inject one tick.
+  Status tick_period(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
+  Status tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
 
   GuestMemory mem_;  // declared first: destroyed after the VM that maps it
   std::shared_ptr<const RootfsImage> rootfs_;  // likewise

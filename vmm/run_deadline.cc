@@ -57,6 +57,20 @@ Result<std::unique_ptr<RunDeadline>> RunDeadline::arm(kvm_run* run, std::chrono:
   return std::unique_ptr<RunDeadline>(new RunDeadline(t));
 }
 
+Status RunDeadline::set_period(uint64_t period_ns, std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now()).count();
+  int64_t first = left < 1 ? 1 : left;
+  if (period_ns && int64_t(period_ns) < first) first = int64_t(period_ns);
+  itimerspec its{};
+  its.it_value.tv_sec = first / 1000000000;
+  its.it_value.tv_nsec = first % 1000000000;
+  its.it_interval.tv_sec = int64_t(period_ns / 1000000000);
+  its.it_interval.tv_nsec = int64_t(period_ns % 1000000000);
+  if (timer_settime(timer_, 0, &its, nullptr) < 0) return errno_error("timer_settime");
+  period_ns_ = period_ns;
+  return {};
+}
+
 RunDeadline::~RunDeadline() {
   timer_delete(timer_);
   tl_run = nullptr;

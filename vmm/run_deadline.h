@@ -19,6 +19,10 @@ class RunDeadline {
   /// Arms a one-shot timer for `deadline` on the calling thread, which runs `run`'s vCPU.
   /// Errors: timer_create / timer_settime / sigaction failed.
   static Result<std::unique_ptr<RunDeadline>> arm(kvm_run* run, std::chrono::steady_clock::time_point deadline);
+  /// Also fires every `period_ns` before the deadline (0: only at the deadline), for preemption
+  /// ticks; each firing makes KVM_RUN return EINTR. Errors: timer_settime failed.
+  Status set_period(uint64_t period_ns, std::chrono::steady_clock::time_point deadline);
+  uint64_t period_ns() const { return period_ns_; }
   ~RunDeadline();
   RunDeadline(const RunDeadline&) = delete;
   RunDeadline& operator=(const RunDeadline&) = delete;
@@ -26,6 +30,7 @@ class RunDeadline {
  private:
   explicit RunDeadline(timer_t t) : timer_(t) {}
   timer_t timer_;
+  uint64_t period_ns_ = 0;
 };
 
 }  // namespace vmfork::vmm

@@ -16,8 +16,9 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 3;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
-                                          // job files, collect, the runtime freeze point
+inline constexpr uint32_t kAbiMinor = 4;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
+                                          // job files, collect, the runtime freeze point;
+                                          // 1.4: preemption ticks (kReqTick, Channel.tick_*)
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -97,6 +98,8 @@ enum Request : uint32_t {
   kReqJob = 12,       // a runtime asks for its job (read of /dev/vmfork/job): the warm-runtime
                       // freeze point. The VMM (re)writes the args block, the job-files bundle,
                       // entropy and clock, and resumes; in a cold run it resumes at once.
+  // ABI 1.4:
+  kReqTick = 13,      // Channel.tick_ns changed from 0: start injecting preemption ticks, resume
 };
 
 // ---- Job files (ABI 1.3) --------------------------------------------------------------------
@@ -162,7 +165,9 @@ struct BootInfo {
   uint64_t rootfs_bytes;
   // Job files (ABI 1.3): the size of the bundle the kernel pulls with kReqFiles (0: none).
   uint64_t files_bytes;
-  uint64_t reserved[12];
+  // Processes (ABI 1.4): fork/clone beyond this many live processes fail with EAGAIN (0: 256).
+  uint64_t max_procs;
+  uint64_t reserved[11];
 };
 static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, generation) == 136, "BootInfo layout: see docs/guest-abi.md");
@@ -212,11 +217,27 @@ struct Channel {
   uint64_t files_pos;          // kReqFiles: bundle offset wanted (guest-written)
   uint64_t files_len;          // kReqFiles: bytes valid in the window; kReqCollect: bytes to take
   uint64_t files_total;        // kReqFiles: the bundle's size (0: no files)
+  // Preemption ticks (ABI 1.4, docs/guest-abi.md "Preemption"). While tick_ns != 0 the VMM
+  // interrupts the vCPU every tick_ns; if the vCPU is then in the job (RIP in the lower half),
+  // it stores the job's registers in tick_regs and resumes the vCPU at tick_entry, a kernel
+  // trampoline that enters the kernel with SYSCALL. Nothing is pushed on the job's stack.
+  uint64_t tick_ns;            // guest-written: tick period wanted, 0 = no ticks
+  uint64_t tick_entry;         // guest-written: the trampoline's address
+  uint64_t tick_count;         // VMM-written: ticks injected so far
+  uint64_t tick_armed;         // VMM-written: the period its timer runs at now (0: none); the
+                               // guest rings kReqTick only when this is 0
+  uint64_t tick_regs[18];      // VMM-written, TickReg order
+};
+/// Order of Channel.tick_regs.
+enum TickReg : uint32_t {
+  kTickRax, kTickRbx, kTickRcx, kTickRdx, kTickRsi, kTickRdi, kTickRbp, kTickRsp, kTickR8,
+  kTickR9, kTickR10, kTickR11, kTickR12, kTickR13, kTickR14, kTickR15, kTickRip, kTickRflags,
 };
 static_assert(offsetof(Channel, stdout_len) == 8, "Channel layout: see docs/guest-abi.md");
 static_assert(offsetof(Channel, tsc_kernel_entry) == 112, "Channel layout: see docs/guest-abi.md");
 static_assert(offsetof(Channel, panic_msg) == 168, "Channel layout: see docs/guest-abi.md");
 static_assert(offsetof(Channel, files_pos) == 424, "Channel layout: see docs/guest-abi.md");
+static_assert(offsetof(Channel, tick_ns) == 448, "Channel layout: see docs/guest-abi.md");
 static_assert(sizeof(Channel) <= 4096, "Channel must fit its page");
 
 }  // namespace vmfork::abi

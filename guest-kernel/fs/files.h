@@ -27,3 +27,13 @@ fs::Node* node_of(uint32_t fd);
 void flush();
 
 }  // namespace k::files
+
+// TEMPORARY (replaced by the per-process file table work): one table.
+namespace k::files {
+struct Table;
+Table* current_table();
+void set_current_table(Table* t);
+Table* table_fork(Table* t);
+void table_get(Table* t);
+void table_put(Table* t);
+}  // namespace k::files

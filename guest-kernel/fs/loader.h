@@ -19,3 +19,12 @@ uint64_t at_random_va();
 uint64_t initial_brk();
 
 }  // namespace k::loader
+
+// TEMPORARY (replaced by the execve loader work): one program.
+namespace k::loader {
+struct ProcInfo;
+ProcInfo* current_info();
+void set_current_info(ProcInfo* i);
+ProcInfo* info_clone(const ProcInfo* i);
+void info_free(ProcInfo* i);
+}  // namespace k::loader

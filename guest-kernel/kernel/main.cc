@@ -1,7 +1,7 @@
 // Guest kernel entry (kmain), the doorbell to the VMM, logging, traps and the end of a job.
 // Boot order: validate BootInfo -> IDT -> SYSCALL MSRs -> clock, CSPRNG, files -> [no program:
 // kReqReady, the template freeze point] -> page allocator -> load the job's ELF -> IRETQ to it.
-// Single vCPU, no interrupts: nothing here is re-entered.
+// Single vCPU, no interrupts (preemption ticks arrive as a pseudo-syscall, sched.h).
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
@@ -11,6 +11,8 @@
 #include "fs/loader.h"
 #include "mm/pmm.h"
 #include "kernel/random.h"
+#include "kernel/signal.h"
+#include "kernel/task.h"
 
 extern "C" char trap_stubs[];
 extern "C" void syscall_entry();
@@ -108,9 +110,29 @@ extern "C" [[noreturn]] void trap_handler(TrapFrame* f) {
   stop(kReqFault);
 }
 
+// A fault taken in the job: its signal handler runs if it has one (the task's Regs, to resume
+// with, is returned); otherwise process 1 reports the crash as before, and any other process
+// dies of the signal's default action.
+extern "C" Regs* trap_dispatch(PrivFrame* f) {
+  bool user = f->trap.rip < 0x800000000000ull;
+  if (!user) trap_handler(&f->trap);
+  uint64_t cr2 = f->trap.vector == 14 ? arch::read_cr2() : 0;
+  Regs* r = sched::regs_of(sched::current());
+  *r = {f->r15, f->r14, f->r13, f->r12, f->rbp, f->rbx, f->r11, f->r10, f->r9, f->r8, f->rax, f->rcx,
+        f->rdx, f->rsi, f->rdi, ~0ull, f->trap.rip, kUserCs, (f->trap.rflags & 0x40dd5) | 0x202, f->trap.rsp, kUserDs};
+  if (signal::on_fault(r, f->trap.vector, f->trap.error, cr2)) return r;
+  if (sched::current_proc()->pid == 1) trap_handler(&f->trap);
+  static constexpr int kSig[32] = {8, 5, 11, 5, 11, 11, 4, 8, 11, 11, 11, 7, 7, 11, 11, 11,
+                                   8, 7, 11, 8, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11};
+  signal::die(f->trap.vector < 32 ? kSig[f->trap.vector] : 11);
+}
+
+extern "C" void trap_exit_to_user(Regs* r) { sched::exit_to_user(r); }
+
 // #UD: a priv_trap request from the CPL-3 syscall path of PVM emulated mode, or a real #UD.
-extern "C" void ud_handler(PrivFrame* f) {
-  if (f->trap.rip != reinterpret_cast<uint64_t>(priv_trap_insn)) trap_handler(&f->trap);
+// Returns nullptr when the request was done, else the Regs to resume the job with.
+extern "C" Regs* ud_handler(PrivFrame* f) {
+  if (f->trap.rip != reinterpret_cast<uint64_t>(priv_trap_insn)) return trap_dispatch(f);
   switch (f->rdi) {
     case arch::kOpOut32: arch::out32_direct(uint16_t(f->rsi), uint32_t(f->rdx)); break;
     case arch::kOpOut8: arch::out8_direct(uint16_t(f->rsi), uint8_t(f->rdx)); break;
@@ -120,6 +142,7 @@ extern "C" void ud_handler(PrivFrame* f) {
     default: trap_handler(&f->trap);
   }
   f->trap.rip += 2;  // past the ud2
+  return nullptr;
 }
 
 // ---- Boot ---------------------------------------------------------------------------------
@@ -172,6 +195,7 @@ static bool has_job() { return boot->program_bytes != 0 || (boot->flags & kFlagE
   fs::init();
   files::init();
   jobfiles::install();
+  sched::init();
   chan->tsc_ready = arch::rdtsc();
   uint64_t entry = 0, sp = 0;
   loader::load(&entry, &sp);

@@ -1,7 +1,8 @@
 // The Linux x86-64 syscall table of the guest kernel: dispatch, memory, time, identity and
 // process calls (file calls live in files.cc). Numbers from arch/x86/entry/syscalls/
 // syscall_64.tbl; semantics from each call's man page. An unknown call returns -ENOSYS and is
-// counted per number in the page at kSyscallCountGpa. Single vCPU, no signals are delivered.
+// counted per number in the page at kSyscallCountGpa. Process, thread and signal calls live in
+// process.cc and signal.cc. Single vCPU.
 #include "arch/arch.h"
 #include "kernel/clock.h"
 #include "fs/files.h"
@@ -13,12 +14,13 @@
 #include "mm/mm.h"
 #include "mm/pmm.h"
 #include "kernel/random.h"
+#include "kernel/process.h"
+#include "kernel/signal.h"
+#include "kernel/task.h"
 
 namespace k {
 namespace {
 
-uint64_t g_brk_start, g_brk;
-uint64_t g_fs_base;
 
 bool put_user(uint64_t dst, const void* src, uint64_t n) {
   if (!mm::user_ok(dst, n, true)) return false;
@@ -38,6 +40,9 @@ int64_t check_mem(int64_t r) {
 }
 
 int64_t sys_brk(uint64_t want) {
+  sched::Process* p = sched::current_proc();
+  uint64_t& g_brk_start = p->brk_start;
+  uint64_t& g_brk = p->brk;
   if (!g_brk_start) g_brk_start = g_brk = loader::initial_brk();
   // Out of range (brk(-1) included): the break stays and is returned, as Linux does (brk(2)).
   if (want < g_brk_start || want > mm::kMmapTop) return int64_t(g_brk);
@@ -188,19 +193,15 @@ int64_t clock_ns(uint64_t id, uint64_t* ns) {
     case CLOCK_REALTIME: case CLOCK_REALTIME_COARSE: *ns = clock::realtime_ns(); return 0;
     case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_MONOTONIC_COARSE:
     case CLOCK_BOOTTIME: *ns = clock::monotonic_ns(); return 0;
-    case CLOCK_PROCESS_CPUTIME_ID: case CLOCK_THREAD_CPUTIME_ID: *ns = clock::cputime_ns(); return 0;
+    case CLOCK_PROCESS_CPUTIME_ID: *ns = sched::process_cpu_ns(sched::current_proc()); return 0;
+    case CLOCK_THREAD_CPUTIME_ID: *ns = sched::task_cpu_ns(sched::current()); return 0;
     default: return -EINVAL;
   }
 }
 
-// Sleeps by asking the VMM (one exit, no busy CPU) until CLOCK_REALTIME reaches `until_ns`.
-void sleep_until_realtime(uint64_t until_ns) {
-  files::flush();
-  chan->sleep_until_ns = until_ns;
-  ring(kReqSleep);
-}
-
-int64_t sys_nanosleep(uint64_t clk, uint64_t flags, uint64_t ureq) {
+// Blocks the task (other tasks run; with none, the VMM sleeps: no busy CPU). A signal handler
+// ends the sleep early with -EINTR and, for a relative sleep, the time left in `urem`.
+int64_t sys_nanosleep(uint64_t clk, uint64_t flags, uint64_t ureq, uint64_t urem) {
   timespec req;
   if (!get_user(&req, ureq, sizeof req)) return -EFAULT;
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return -EINVAL;
@@ -208,8 +209,52 @@ int64_t sys_nanosleep(uint64_t clk, uint64_t flags, uint64_t ureq) {
   int64_t r = clock_ns(clk, &now);
   if (r) return r;
   uint64_t delta = (flags & TIMER_ABSTIME) ? (ns > now ? ns - now : 0) : ns;
-  if (delta) sleep_until_realtime(clock::realtime_ns() + delta);
+  if (!delta) return 0;
+  uint64_t deadline = clock::monotonic_ns() + delta;
+  r = sched::sleep_until(deadline);
+  if (r == -EINTR && urem && !(flags & TIMER_ABSTIME)) {
+    uint64_t mono = clock::monotonic_ns();
+    write_timespec(urem, deadline > mono ? deadline - mono : 0);
+  }
+  return r;
+}
+
+// setitimer(2)/getitimer(2)/alarm(2): struct itimerval is {interval, value}, each a timeval.
+int64_t sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold) {
+  if (which > 2) return -EINVAL;
+  sched::Process* p = sched::current_proc();
+  sched::ITimer& it = p->itimer[which];
+  uint64_t now = which == 0 ? clock::monotonic_ns() : sched::process_cpu_ns(p);
+  if (uold) {
+    uint64_t left = it.next_ns > now ? it.next_ns - now : (it.next_ns ? 1000 : 0);
+    timeval tv[2] = {{int64_t(it.interval_ns / 1000000000), int64_t(it.interval_ns % 1000000000 / 1000)},
+                     {int64_t(left / 1000000000), int64_t((left % 1000000000 + 999) / 1000)}};
+    if (!put_user(uold, tv, sizeof tv)) return -EFAULT;
+  }
+  if (unew) {
+    timeval tv[2];
+    if (!get_user(tv, unew, sizeof tv)) return -EFAULT;
+    for (auto& t : tv)
+      if (t.tv_sec < 0 || t.tv_usec < 0 || t.tv_usec >= 1000000) return -EINVAL;
+    uint64_t interval = uint64_t(tv[0].tv_sec) * 1000000000 + uint64_t(tv[0].tv_usec) * 1000;
+    uint64_t value = uint64_t(tv[1].tv_sec) * 1000000000 + uint64_t(tv[1].tv_usec) * 1000;
+    it.interval_ns = interval;
+    it.next_ns = value ? now + value : 0;
+    sched::timers_changed();
+  }
   return 0;
+}
+
+int64_t sys_alarm(uint64_t secs) {
+  sched::Process* p = sched::current_proc();
+  sched::ITimer& it = p->itimer[0];
+  uint64_t now = clock::monotonic_ns();
+  uint64_t left = it.next_ns > now ? (it.next_ns - now + 999999999) / 1000000000 : 0;
+  if (it.next_ns && !left) left = 1;
+  it.interval_ns = 0;
+  it.next_ns = secs ? now + secs * 1000000000 : 0;
+  sched::timers_changed();
+  return int64_t(left);
 }
 
 int64_t sys_uname(uint64_t dst) {
@@ -225,13 +270,14 @@ int64_t sys_uname(uint64_t dst) {
 }
 
 int64_t sys_prlimit(uint64_t pid, uint64_t res, uint64_t new_lim, uint64_t old_lim) {
-  if (pid != 0 && pid != 1) return -ESRCH;
+  if (pid != 0 && !sched::find_process(int32_t(pid))) return -ESRCH;
   (void)new_lim;  // limits are the VMM's to set; accepted and ignored
   if (!old_lim) return 0;
   rlimit r{RLIM_INFINITY, RLIM_INFINITY};
   if (res == RLIMIT_STACK) r.cur = r.max = boot->stack_bytes;
   if (res == RLIMIT_NOFILE) r.cur = r.max = 256;
   if (res == RLIMIT_AS) r.cur = r.max = boot->mem_bytes;
+  if (res == 6) r.cur = r.max = boot->max_procs ? boot->max_procs : 256;  // RLIMIT_NPROC
   return put_user(old_lim, &r, sizeof r) ? 0 : -EFAULT;
 }
 
@@ -246,30 +292,12 @@ int64_t sys_arch_prctl(uint64_t code, uint64_t addr) {
   switch (code) {
     case ARCH_SET_FS:
       if (addr >= 0x800000000000ull) return -EPERM;
-      g_fs_base = addr;
+      sched::current()->fs_base = addr;
       arch::wrmsr(arch::kMsrFsBase, addr);
       return 0;
-    case ARCH_GET_FS: return put_user(addr, &g_fs_base, 8) ? 0 : -EFAULT;
+    case ARCH_GET_FS: return put_user(addr, &sched::current()->fs_base, 8) ? 0 : -EFAULT;
     default: return -EINVAL;
   }
-}
-
-int64_t sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utimeout) {
-  uint64_t cmd = op & FUTEX_CMD_MASK;
-  if (cmd == FUTEX_WAKE) return 0;  // one thread: nobody to wake
-  if (cmd != FUTEX_WAIT) return -ENOSYS;
-  uint32_t cur;
-  if (!get_user(&cur, uaddr, 4)) return -EFAULT;
-  if (cur != uint32_t(val)) return -EAGAIN;
-  if (utimeout) {
-    timespec ts;
-    if (!get_user(&ts, utimeout, sizeof ts)) return -EFAULT;
-    sleep_until_realtime(clock::realtime_ns() + uint64_t(ts.tv_sec) * 1000000000 +
-                         uint64_t(ts.tv_nsec));
-    return -ETIMEDOUT;
-  }
-  // Waiting forever with no other thread is a deadlock: end the job instead of hanging.
-  end_job(kReqSignal, SIGKILL);
 }
 
 int64_t sys_sysinfo(uint64_t dst) {
@@ -278,16 +306,9 @@ int64_t sys_sysinfo(uint64_t dst) {
   si.uptime = int64_t(clock::monotonic_ns() / 1000000000);
   si.totalram = boot->mem_bytes;
   si.freeram = boot->mem_bytes - pmm::used() * kPage;
-  si.procs = 1;
+  si.procs = uint16_t(sched::process_count());
   si.mem_unit = 1;
   return put_user(dst, &si, sizeof si) ? 0 : -EFAULT;
-}
-
-int64_t sys_kill(uint64_t pid, uint64_t sig) {
-  if (pid != 1 && pid != 0 && int64_t(pid) != -1) return -ESRCH;
-  if (sig == 0) return 0;
-  files::flush();
-  end_job(kReqSignal, sig);  // no handlers run: every signal a job sends itself is fatal
 }
 
 void count_syscall(uint64_t nr, bool unknown) {
@@ -301,34 +322,33 @@ void count_syscall(uint64_t nr, bool unknown) {
 
 }  // namespace
 
-extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
+int64_t dispatch(Regs* f) {
+  const uint64_t nr = f->orig_rax;
   const uint64_t a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10, a4 = f->r8, a5 = f->r9;
-  count_syscall(f->nr, false);
+  count_syscall(nr, false);
   const uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
   int64_t ret;
-  if (files::dispatch(f->nr, args, &ret)) return ret;
-  switch (f->nr) {
+  if (files::dispatch(nr, args, &ret)) {
+    // Slow-device calls a signal handler interrupted restart under SA_RESTART (signal(7)).
+    if (ret == -EINTR && (nr <= 1 || nr == 19 || nr == 20 || nr == 2 || nr == 257 || nr == 16))
+      return -signal::kErestartSys;
+    return ret;
+  }
+  if (process::dispatch(nr, args, f, &ret)) return ret;
+  if (signal::dispatch(nr, args, f, &ret)) return ret;
+  switch (nr) {
     case 9: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
     case 10: return mm::protect(a0, a1, uint32_t(a2 & 7));
     case 11: return sys_munmap(a0, a1);
     case 12: return sys_brk(a0);
-    case 13: return 0;                                                  // rt_sigaction
-    case 14:                                                            // rt_sigprocmask
-      if (a2) {
-        uint64_t zero = 0;
-        if (!put_user(a2, &zero, a3 < 8 ? a3 : 8)) return -EFAULT;
-      }
-      return 0;
-    case 24: return 0;                                                  // sched_yield
     case 25: return sys_mremap(a0, a1, a2, a3, a4);
     case 28: return sys_madvise(a0, a1, a2);
-    case 35: return sys_nanosleep(CLOCK_MONOTONIC, 0, a0);
-    case 39: case 186: return 1;                                        // getpid, gettid
-    case 60: case 231:                                                  // exit, exit_group
-      files::flush();
-      jobfiles::collect();
-      end_job(kReqExit, a0 & 0xff);
-    case 62: return sys_kill(a0, a1);
+    case 35: return sys_nanosleep(CLOCK_MONOTONIC, 0, a0, a1);
+    case 36: case 38: {                                                 // getitimer, setitimer
+      if (nr == 36) return sys_setitimer(a0, 0, a1);
+      return sys_setitimer(a0, a1, a2);
+    }
+    case 37: return sys_alarm(a0);
     case 63: return sys_uname(a0);
     case 96: {                                                          // gettimeofday
       uint64_t ns = clock::realtime_ns();
@@ -340,7 +360,11 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
     case 98: {                                                          // getrusage
       // struct rusage (getrusage(2)): ru_utime at 0, ru_maxrss (KiB) at 32.
       uint8_t ru[144] = {};
-      uint64_t us = clock::cputime_ns() / 1000;
+      sched::Process* p = sched::current_proc();
+      int64_t who = int64_t(a0);
+      if (who != 0 && who != -1 && who != 1) return -EINVAL;
+      uint64_t us = (who == 0 ? sched::process_cpu_ns(p) : who == 1 ? sched::task_cpu_ns(sched::current())
+                                                                     : p->children_cpu_ns) / 1000;
       int64_t tv[2] = {int64_t(us / 1000000), int64_t(us % 1000000)};
       memcpy(ru, tv, sizeof tv);
       int64_t maxrss_kb = int64_t(chan->pages_peak * (kPage / 1024));
@@ -363,36 +387,39 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
     case 115: return 0;                                                 // getgroups: none
     case 99: return sys_sysinfo(a0);
     case 100: {                                                         // times
-      int64_t ticks = int64_t(clock::cputime_ns() / 10000000);
-      int64_t t[4] = {ticks, 0, 0, 0};
+      sched::Process* p = sched::current_proc();
+      int64_t t[4] = {int64_t(sched::process_cpu_ns(p) / 10000000), 0, int64_t(p->children_cpu_ns / 10000000), 0};
       if (a0 && !put_user(a0, t, sizeof t)) return -EFAULT;
       return int64_t(clock::monotonic_ns() / 10000000);
     }
     case 102: case 104: case 107: case 108: return 1000;                // get[e]uid, get[e]gid
     case 105: case 106: return a0 == 1000 ? 0 : -EPERM;                 // setuid, setgid
-    case 110: return 0;                                                 // getppid
-    case 111: case 121: case 124: return 1;                             // getpgrp, getpgid, getsid
-    case 131: return 0;                                                 // sigaltstack
     case 157:                                                           // prctl
+      if (a0 == 1) {                                                    // PR_SET_PDEATHSIG
+        if (a1 > 64) return -EINVAL;
+        sched::current_proc()->pdeath_signal = int32_t(a1);
+        return 0;
+      }
+      if (a0 == 2) {                                                    // PR_GET_PDEATHSIG
+        int32_t sig = sched::current_proc()->pdeath_signal;
+        return put_user(a1, &sig, 4) ? 0 : -EFAULT;
+      }
       if (a0 == 15) return 0;                                           // PR_SET_NAME
       if (a0 == 16) return put_user(a1, "job\0\0\0\0\0\0\0\0\0\0\0\0", 16) ? 0 : -EFAULT;  // PR_GET_NAME
       return -EINVAL;
     case 158: return sys_arch_prctl(a0, a1);
     case 160: return 0;                                                 // setrlimit
-    case 200: return sys_kill(1, a1);                                   // tkill
     case 201: {                                                         // time
       int64_t t = int64_t(clock::realtime_ns() / 1000000000);
       if (a0 && !put_user(a0, &t, 8)) return -EFAULT;
       return t;
     }
-    case 202: return sys_futex(a0, a1, a2, a3);
     case 203: return 0;                                                 // sched_setaffinity
     case 204: {                                                         // sched_getaffinity
       if (a1 < 8) return -EINVAL;
       uint64_t mask = 1;
       return put_user(a2, &mask, 8) ? 8 : -EFAULT;
     }
-    case 218: return 1;                                                 // set_tid_address
     case 228: {                                                         // clock_gettime
       uint64_t ns;
       int64_t r = clock_ns(a0, &ns);
@@ -401,24 +428,24 @@ extern "C" int64_t syscall_dispatch(SyscallFrame* f) {
     case 229:                                                           // clock_getres
       if (a1) return write_timespec(a1, 1);
       return 0;
-    case 230: return sys_nanosleep(a0, a1, a2);                         // clock_nanosleep
-    case 234: return sys_kill(1, a2);                                   // tgkill
-    case 273: return 0;                                                 // set_robust_list
+    case 230: return sys_nanosleep(a0, a1, a2, a3);                     // clock_nanosleep
     case 302: return sys_prlimit(a0, a1, a2, a3);
     case 318: return sys_getrandom(a0, a1);
-    case 334: {                                                         // rseq
-      // Accept registration: with one vCPU and no preemption or signals, a critical section is
-      // never aborted, so cpu_id = 0 is all the kernel owes the job (rseq(2)).
-      if (a2 & 1) return 0;                                             // RSEQ_FLAG_UNREGISTER
-      if (a1 < 32 || (a0 & 31)) return -EINVAL;
-      uint32_t ids[2] = {0, 0};                                         // cpu_id_start, cpu_id
-      return put_user(a0, ids, sizeof ids) ? 0 : -EFAULT;
-    }
+    // rseq (334): not offered. Tasks are preempted and take signals, and the kernel does not
+    // abort rseq critical sections, so registration would promise what it does not do; glibc
+    // and others fall back when it answers ENOSYS.
     default:
-      count_syscall(f->nr, true);
+      count_syscall(nr, true);
       chan->syscalls--;  // counted twice above
       return -ENOSYS;
   }
+}
+
+
+extern "C" void syscall_entry_c(Regs* r) {
+  if (r->orig_rax == sched::kNrTick) sched::tick(r);
+  else r->rax = uint64_t(dispatch(r));
+  sched::exit_to_user(r);
 }
 
 }  // namespace k

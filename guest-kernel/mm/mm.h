@@ -47,3 +47,13 @@ int vma_count();
 void vma_at(int i, uint64_t* start, uint64_t* end, uint32_t* prot);
 
 }  // namespace k::mm
+
+// TEMPORARY (replaced by the per-process address space work): one address space.
+namespace k::mm {
+struct Space;
+Space* current_space();
+Space* space_fork(Space* src);
+void space_activate(Space* s);
+void space_get(Space* s);
+void space_put(Space* s);
+}  // namespace k::mm

@@ -128,6 +128,8 @@ Result<ChannelDevice::Action> ChannelDevice::on_doorbell(uint32_t value, Clock::
       return Action::kFreezePoint;
     case abi::kReqJob:
       return freeze_at_job_ ? Action::kFreezePoint : Action::kResume;
+    case abi::kReqTick:
+      return Action::kTicks;
     case abi::kReqFiles: {
       uint64_t pos = chan_->files_pos;  // guest-written
       if (pos > files_.size()) return plain_error("guest channel: files_pos beyond the bundle");

@@ -74,6 +74,7 @@ class ChannelDevice {
     kTimeout,      // the deadline passed while waiting for stdin or sleeping
     kFreezePoint,  // the guest is where a template is frozen: kernel ready with no job
                    // (kReqReady), or, with freeze_at_stdin_wait(), the job waiting for stdin
+    kTicks,        // the guest asked for preemption ticks (Channel.tick_ns); then resume
   };
 
   /// `max_output` bounds stdout + stderr bytes (the rest is dropped and the job stopped).
@@ -103,6 +104,8 @@ class ChannelDevice {
 
   /// The guest's channel page (read after kJobEnded for exit status and fault details).
   const abi::Channel& page() const { return *chan_; }
+  /// The shared page itself, for the run loop's tick injection (guest-writable: validate).
+  abi::Channel* mutable_page() { return chan_; }
   bool output_limited() const { return state_.output_limited; }
 
   State save() const { return state_; }
