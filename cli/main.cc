@@ -56,6 +56,10 @@ static int vmfork_main(int argc, char** argv) {
   run->add_option("--timeout", timeout, "wall-clock limit (e.g. 10s, 500ms; 0 = none)")->capture_default_str();
   run->add_option("--max-output", max_output, "limit on stdout+stderr bytes")->capture_default_str();
   run->add_option("--stack", stack, "job stack size (RLIMIT_STACK)")->capture_default_str();
+  uint32_t max_procs = 256;
+  run->add_option("--max-procs", max_procs, "live processes in the job; fork beyond fails with EAGAIN")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   run->add_option("--env", envs, "KEY=VALUE for the job's environment (repeatable)");
   run->add_flag("--inherit-env", inherit_env, "pass vmfork's own environment to the job");
   run->add_flag("--json", json, "print one JSON result object instead of streaming output");
@@ -126,7 +130,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
-    for (const char* opt : {"--mem", "--accel", "--stack"})
+    for (const char* opt : {"--mem", "--accel", "--stack", "--max-procs"})
       if (run->count(opt)) return fail(std::string(opt) + " comes from the template; it cannot be set with --template");
 
   engine::RunSpec spec;
@@ -148,6 +152,7 @@ static int vmfork_main(int argc, char** argv) {
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
   spec.verbose = verbose;
+  spec.max_procs = max_procs;
   if (!rootfs_name.empty() && !rootfs_image.empty()) return fail("give --rootfs or --rootfs-image, not both");
   if (!rootfs_name.empty()) {
     auto rstore = rootfs::Store::open(cli::store_dir(store));

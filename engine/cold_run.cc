@@ -41,6 +41,8 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   const auto t_load = Clock::now();
   auto& mem = machine->memory();
   VF_TRY(place_job(mem, job));
+  if (spec.max_procs == 0) return plain_error("max_procs must be at least 1");
+  mem.at<abi::BootInfo>(abi::kBootInfoGpa)->max_procs = spec.max_procs;
   const auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
   CapturedOutput captured;
   vmm::ChannelDevice channel(mem, spec.stdin_source, captured.stdout_sink(spec.stdout_sink),

@@ -27,6 +27,7 @@ struct RunSpec {
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);
   uint64_t max_output = 64ull << 20;   // stdout + stderr bytes
   uint64_t stack_bytes = 8ull << 20;   // job stack (RLIMIT_STACK)
+  uint32_t max_procs = 256;            // live processes; fork/clone beyond gets EAGAIN (RLIMIT_NPROC)
   bool verbose = false;                // guest kernel logs on the serial console
   vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
   vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
