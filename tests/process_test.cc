@@ -105,7 +105,9 @@ RunResult run_like_host(const Job& j) {
   EXPECT_EQ(r.reason, ExitReason::kExited)
       << engine::reason_name(r.reason) << (r.fault ? " " + r.fault->name + " " + r.fault->message : "")
       << "\nstderr: " << r.stderr_data;
-  EXPECT_EQ(r.stdout_data, want.out) << "stderr: " << r.stderr_data;
+  std::string unknown;  // syscalls the guest answered ENOSYS: the first thing to look at
+  for (auto [nr, n] : r.unknown_by_nr) unknown += " " + std::to_string(nr) + "x" + std::to_string(n);
+  EXPECT_EQ(r.stdout_data, want.out) << "stderr: " << r.stderr_data << "\nENOSYS syscalls (nr x count):" << unknown;
   EXPECT_EQ(r.exit_code, want.status);
   return r;
 }
