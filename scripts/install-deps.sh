@@ -6,7 +6,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  cmake make g++ pkg-config rustc \
+  cmake make g++ pkg-config rustc golang-go \
   liburing-dev libxxhash-dev libzstd-dev \
   nlohmann-json3-dev libcli11-dev libspdlog-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
