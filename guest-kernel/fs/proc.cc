@@ -69,18 +69,19 @@ void gen_status(Out& o) {
   o.str("Cpus_allowed:\t1\nCpus_allowed_list:\t0\n");
 }
 
+// The argv (or envp) strings as they are now in the process's memory, like Linux's
+// /proc/PID/cmdline (fs/proc/base.c reads [arg_start, arg_end) of the mm); a page the process
+// unmapped ends the text early.
 void gen_cmdline(Out& o, bool environ) {
-  const uint8_t* args = phys(boot->args_gpa);
-  ArgsHeader ah;
-  memcpy(&ah, args, sizeof ah);
-  const char* s = reinterpret_cast<const char*>(args + sizeof ah);
-  uint64_t left = boot->args_bytes > sizeof ah ? boot->args_bytes - sizeof ah : 0;
-  for (uint64_t i = 0; i < ah.argc + ah.envc && left; i++) {
-    uint64_t l = 0;
-    while (l < left && s[l]) l++;
-    if ((i < ah.argc) != environ) o.put(s, l < left ? l + 1 : l);
-    s += l + 1;
-    left = l + 1 <= left ? left - l - 1 : 0;
+  const loader::ProcInfo* p = loader::current_info();
+  if (!p) return;
+  uint64_t va = environ ? p->env_start : p->arg_start, end = environ ? p->env_end : p->arg_end;
+  while (va < end) {
+    uint64_t n = page_up(va + 1) - va;
+    if (n > end - va) n = end - va;
+    if (!mm::user_ok(va, n, false)) return;
+    o.put(reinterpret_cast<const char*>(va), n);  // in bounds: user_ok checked [va, va+n)
+    va += n;
   }
 }
 
