@@ -37,3 +37,6 @@ Table* table_fork(Table* t);
 void table_get(Table* t);
 void table_put(Table* t);
 }  // namespace k::files
+namespace k::files {
+void close_on_exec(Table* t);
+}

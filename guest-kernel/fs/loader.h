@@ -71,12 +71,3 @@ void exec_free(ExecImage* img);
 void load(uint64_t* entry, uint64_t* sp);
 
 }  // namespace k::loader
-
-// TEMPORARY (replaced by the execve loader work): one program.
-namespace k::loader {
-struct ProcInfo;
-ProcInfo* current_info();
-void set_current_info(ProcInfo* i);
-ProcInfo* info_clone(const ProcInfo* i);
-void info_free(ProcInfo* i);
-}  // namespace k::loader

@@ -199,6 +199,7 @@ static bool has_job() { return boot->program_bytes != 0 || (boot->flags & kFlagE
   chan->tsc_ready = arch::rdtsc();
   uint64_t entry = 0, sp = 0;
   loader::load(&entry, &sp);
+  sched::current_proc()->info = loader::current_info();
   log_hex("vmfork kernel: entering job at ", entry);
   chan->tsc_user_entry = arch::rdtsc();
   enter_user(entry, sp);

@@ -135,10 +135,59 @@ int64_t sys_clone3(uint64_t uargs, uint64_t size, Regs* r) {
   return do_clone(flags, stack ? stack + stack_size : 0, a[3], a[2], a[7], int(exit_signal), r);
 }
 
+// execve(2)/execveat(2): everything that can fail with an errno is checked by exec_prepare
+// before the process changes; after it, only running out of memory can stop the exec (the
+// process is then killed, as Linux does past its point of no return).
+int64_t sys_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp, uint64_t flags, Regs* r) {
+  loader::ExecImage* img;
+  int64_t err = loader::exec_prepare(dirfd, upath, uargv, uenvp, flags, &img);
+  if (err) return err;
+  Task* t = sched::current();
+  Process* p = t->proc;
+  sched::kill_other_threads(t);
+  t->tid = p->pid;  // the exec'ing thread becomes the leader (execve(2), "All threads ...")
+  mm::Space* fresh = mm::space_create();
+  if (!fresh) {
+    loader::exec_free(img);
+    signal::die(9);
+  }
+  mm::Space* old = p->space;
+  mm::space_activate(fresh);
+  p->space = fresh;
+  mm::space_put(old);
+  files::close_on_exec(p->files);
+  p->brk_start = p->brk = 0;
+  for (auto& a : p->actions)
+    if (a.handler > 1) a = {};  // handlers do not survive the exec; ignored signals stay ignored
+  t->altstack_sp = t->altstack_size = 0;
+  t->altstack_flags = 2;  // SS_DISABLE
+  t->robust_list = 0;
+  t->clear_child_tid = 0;
+  t->fs_base = 0;
+  arch::wrmsr(arch::kMsrFsBase, 0);
+  uint64_t entry, sp;
+  loader::exec_commit(img, &entry, &sp);
+  p->info = loader::current_info();
+  release_vfork(t);
+  // A fresh FPU (FNINIT, default MXCSR) and zeroed registers, as the psABI's process entry.
+  uint32_t mxcsr = 0x1f80;
+  asm volatile("fninit; ldmxcsr %0" ::"m"(mxcsr));
+  *r = Regs{};
+  r->rip = entry;
+  r->rsp = sp;
+  r->rflags = 0x202;
+  r->cs = kUserCs;
+  r->ss = kUserDs;
+  r->orig_rax = ~0ull;
+  return 0;
+}
+
 // Process `p` ended (its last thread is leaving): tell its parent, hand its children over.
 void process_exit(Process* p) {
   files::table_put(p->files);
   p->files = nullptr;
+  loader::info_free(p->info);
+  p->info = nullptr;
   p->zombie = true;
   p->itimer[0] = p->itimer[1] = p->itimer[2] = {};
   for (Process* c = p->child_first; c;) {
@@ -340,6 +389,8 @@ bool dispatch(uint64_t nr, const uint64_t a[6], Regs* r, int64_t* ret) {
     case 58: *ret = do_clone(CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, SIGCHLD, r); return true;  // vfork
     case 60: exit_thread(int32_t((a[0] & 0xff) << 8));
     case 231: exit_group_status(int32_t((a[0] & 0xff) << 8));
+    case 59: *ret = sys_execve(AT_FDCWD, a[0], a[1], a[2], 0, r); return true;
+    case 322: *ret = sys_execve(int64_t(a[0]), a[1], a[2], a[3], a[4], r); return true;    // execveat
     case 61: *ret = sys_wait4(int64_t(int32_t(a[0])), a[1], a[2], a[3]); return true;
     case 247: *ret = sys_waitid(a[0], a[1], a[2], a[3]); return true;
     case 39: *ret = p->pid; return true;                                                  // getpid

@@ -1,6 +1,5 @@
 // TEMPORARY single-space, single-table stand-ins until the mm/, fs/ and loader work merges.
 #include "fs/files.h"
-#include "fs/loader.h"
 #include "mm/mm.h"
 
 namespace k::mm {
@@ -21,11 +20,9 @@ Table* table_fork(Table*) { return nullptr; }
 void table_get(Table*) {}
 void table_put(Table*) {}
 }  // namespace k::files
-namespace k::loader {
-struct ProcInfo { int dummy; };
-static ProcInfo g_info;
-ProcInfo* current_info() { return &g_info; }
-void set_current_info(ProcInfo*) {}
-ProcInfo* info_clone(const ProcInfo*) { return &g_info; }
-void info_free(ProcInfo*) {}
-}  // namespace k::loader
+namespace k::mm {
+Space* space_create() { return nullptr; }
+}
+namespace k::files {
+void close_on_exec(Table*) {}
+}

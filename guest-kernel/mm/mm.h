@@ -57,3 +57,6 @@ void space_activate(Space* s);
 void space_get(Space* s);
 void space_put(Space* s);
 }  // namespace k::mm
+namespace k::mm {
+Space* space_create();
+}
