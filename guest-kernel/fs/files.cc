@@ -35,8 +35,9 @@ struct Fd {
 };
 
 constexpr uint32_t kMaxFds = 1024;             // fds per process (the table never grows beyond)
-constexpr uint32_t kChunk = 64;                // fd slots per chunk: 64 * 16 B = 1 KiB
-constexpr uint32_t kChunks = kMaxFds / kChunk;
+// fd slots per chunk: 63 slots of 16 B plus kmalloc's 16-byte header fill a 1 KiB block exactly.
+constexpr uint32_t kChunk = 63;
+constexpr uint32_t kChunks = (kMaxFds + kChunk - 1) / kChunk;
 
 struct Table {
   uint32_t refs;
