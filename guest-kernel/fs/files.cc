@@ -902,7 +902,9 @@ using readiness::POLLERR, readiness::POLLHUP, readiness::POLLIN, readiness::POLL
     readiness::POLLPRI, readiness::POLLRDNORM, readiness::POLLWRNORM;
 
 // epoll(7) interest list: a kernel page of Interest slots keyed by fd number (an fd closed
-// leaves the set when next looked at, as on Linux when its last reference goes).
+// leaves the set when next looked at, as on Linux when its last reference goes). Linux keys an
+// interest by (file, fd); here the fd is looked up in the table of the task calling
+// epoll_wait, which differs only when a forked child waits on an epoll fd it shares.
 struct Interest {
   int32_t fd;        // -1: free slot
   uint32_t events;   // EPOLL* bits asked for, with EPOLLET / EPOLLONESHOT
