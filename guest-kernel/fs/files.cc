@@ -1,11 +1,17 @@
-// File descriptors and file syscalls (see files.h). Numbers from arch/x86/entry/syscalls/
+// File descriptor tables and file syscalls (see files.h). Numbers from arch/x86/entry/syscalls/
 // syscall_64.tbl; semantics from each call's man page (open(2), read(2), getdents64(2), ...).
+// Single vCPU: code between two scheduler calls runs alone; a call that blocks (pipe, eventfd,
+// poll) holds a reference on the open file it uses and re-reads everything else after a wake.
 #include "fs/files.h"
 
+#include "fs/eventfd.h"
 #include "fs/jobfiles.h"
 #include "fs/loader.h"
+#include "fs/pipe.h"
 #include "fs/proc.h"
+#include "fs/readiness.h"
 #include "kernel/clock.h"
+#include "kernel/sched.h"
 #include "kernel/random.h"
 #include "linux_abi.h"
 #include "mm/kmalloc.h"
@@ -13,6 +19,33 @@
 #include "mm/pmm.h"
 
 namespace k::files {
+
+// An open file description (open(2)): shared by the fds dup and fork make from it.
+struct OpenFile {
+  uint32_t refs;    // fds and in-flight blocking calls holding it
+  uint32_t flags;   // O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_PATH
+  fs::Node* node;
+  uint64_t pos;     // byte offset, or the readdir cursor for directories
+};
+
+// One fd slot: its open file (nullptr: free) and FD_CLOEXEC.
+struct Fd {
+  OpenFile* file;
+  bool cloexec;
+};
+
+constexpr uint32_t kMaxFds = 1024;             // fds per process (the table never grows beyond)
+// fd slots per chunk: 63 slots of 16 B plus kmalloc's 16-byte header fill a 1 KiB block exactly.
+constexpr uint32_t kChunk = 63;
+constexpr uint32_t kChunks = (kMaxFds + kChunk - 1) / kChunk;
+
+struct Table {
+  uint32_t refs;
+  uint32_t umask;
+  fs::Node* cwd;
+  Fd* chunks[kChunks];  // slots [i * kChunk, (i + 1) * kChunk), allocated when first needed
+};
+
 namespace {
 
 using fs::Node;
@@ -22,28 +55,32 @@ constexpr uint64_t O_EXCL = 0200, O_NOFOLLOW = 0400000, O_PATH = 010000000, O_TM
 constexpr uint64_t AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_SYMLINK_FOLLOW = 0x400;
 constexpr uint64_t SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
 constexpr uint64_t F_GETLK = 5, F_SETLK = 6, F_SETLKW = 7, F_OFD_GETLK = 36, F_OFD_SETLK = 37,
-                   F_OFD_SETLKW = 38, F_ADD_SEALS = 1033, F_GET_SEALS = 1034, F_GETPIPE_SZ = 1032;
+                   F_OFD_SETLKW = 38, F_ADD_SEALS = 1033, F_GET_SEALS = 1034, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
+constexpr uint64_t O_DIRECT = 040000;
 constexpr uint64_t FIONREAD = 0x541b, FIOCLEX = 0x5451, FIONCLEX = 0x5450, FIONBIO = 0x5421;
 constexpr uint32_t kUmaskDefault = 022;
 
-struct OpenFile {
-  uint32_t refs;
-  uint32_t flags;   // O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH
-  Node* node;
-  uint64_t pos;     // byte offset, or the readdir cursor for directories
-};
-
-struct Fd {
-  OpenFile* file;
-  bool cloexec;
-};
-
-constexpr int kMaxFds = 1024;
-Fd g_fds[kMaxFds];
-uint32_t g_umask = kUmaskDefault;
+Table* g_table;  // the current task's
 char g_path[fs::kPathMax], g_path2[fs::kPathMax];
 
-OpenFile* get(uint64_t fd) { return fd < kMaxFds ? g_fds[fd].file : nullptr; }
+// The slot of `fd` in the current table, or nullptr if its chunk was never needed.
+Fd* slot(uint64_t fd) {
+  if (fd >= kMaxFds || !g_table) return nullptr;
+  Fd* c = g_table->chunks[fd / kChunk];
+  return c ? &c[fd % kChunk] : nullptr;
+}
+
+// The slot of `fd`, allocating its chunk. nullptr when memory ran out.
+Fd* make_slot(Table* t, uint64_t fd) {
+  Fd*& c = t->chunks[fd / kChunk];
+  if (!c) c = static_cast<Fd*>(mm::kmalloc(kChunk * sizeof(Fd)));
+  return c ? &c[fd % kChunk] : nullptr;
+}
+
+OpenFile* get(uint64_t fd) {
+  Fd* s = slot(fd);
+  return s ? s->file : nullptr;
+}
 
 // Copies a NUL-terminated user path (at most fs::kPathMax bytes with the NUL). 0 or -errno.
 int64_t copy_path(uint64_t upath, char* buf) {
@@ -55,6 +92,9 @@ int64_t copy_path(uint64_t upath, char* buf) {
   return -ENAMETOOLONG;
 }
 
+bool readable(const OpenFile* f) { return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH); }
+bool writable(const OpenFile* f) { return (f->flags & O_ACCMODE) != 0 && !(f->flags & O_PATH); }
+
 OpenFile* new_open_file(Node* n, uint32_t flags) {
   auto* f = static_cast<OpenFile*>(mm::kmalloc(sizeof(OpenFile)));
   if (!f) return nullptr;
@@ -62,20 +102,32 @@ OpenFile* new_open_file(Node* n, uint32_t flags) {
   f->flags = flags;
   f->node = n;
   n->opens++;
+  if (n->special == Special::kPipe) pipe::open_end(n, readable(f), writable(f));
   return f;
 }
 
 void put_file(OpenFile* f) {
   if (--f->refs) return;
-  f->node->opens--;
-  fs::release(f->node);
+  Node* n = f->node;
+  n->opens--;
+  if (n->special == Special::kPipe) {
+    pipe::close_end(n, readable(f), writable(f));  // frees n with its last open file
+  } else if (n->special == Special::kEventfd) {
+    eventfd::close(n);  // frees n with its last open file
+  } else {
+    fs::release(n);
+  }
   mm::kfree(f);
 }
 
+// Puts `f` in the lowest free fd >= `from` of the current table: the fd, -EMFILE, -ENOMEM.
 int64_t install(uint64_t from, OpenFile* f, bool cloexec) {
+  if (!g_table) return -EMFILE;
   for (uint64_t fd = from; fd < kMaxFds; fd++) {
-    if (!g_fds[fd].file) {
-      g_fds[fd] = {f, cloexec};
+    Fd* s = make_slot(g_table, fd);
+    if (!s) return -ENOMEM;
+    if (!s->file) {
+      *s = {f, cloexec};
       return int64_t(fd);
     }
   }
@@ -170,10 +222,27 @@ int64_t read_stdin(uint8_t* dst, uint64_t n) {
   return int64_t(take);
 }
 
-bool readable(const OpenFile* f) { return (f->flags & O_ACCMODE) != O_WRONLY && !(f->flags & O_PATH); }
-bool writable(const OpenFile* f) { return (f->flags & O_ACCMODE) != 0 && !(f->flags & O_PATH); }
 bool is_stream(const Node* n) {
   return n->special == Special::kStdin || n->special == Special::kStdout || n->special == Special::kStderr;
+}
+// Files without offsets: pread/pwrite and lseek are -ESPIPE on them (pipe(7)).
+bool is_fifo(const Node* n) { return is_stream(n) || n->special == Special::kPipe; }
+// A user buffer (lower half) rather than the kernel's own (sendfile's bounce page): pipes and
+// eventfds re-validate user buffers after they blocked, when the mapping may have changed.
+bool is_user(const void* p) { return reinterpret_cast<uint64_t>(p) < (1ull << 47); }
+
+// Pipe and eventfd reads and writes may block: they hold a reference on `f` meanwhile so a
+// close by another task sharing the table cannot free it under them.
+int64_t blocking_io(OpenFile* f, uint8_t* buf, uint64_t n, bool write) {
+  bool nonblock = f->flags & O_NONBLOCK, user = is_user(buf);
+  f->refs++;
+  int64_t r;
+  if (f->node->special == Special::kPipe)
+    r = write ? pipe::write(f->node, buf, n, nonblock, user) : pipe::read(f->node, buf, n, nonblock, user);
+  else
+    r = write ? eventfd::write(f->node, buf, n, nonblock) : eventfd::read(f->node, buf, n, nonblock, user);
+  put_file(f);
+  return r;
 }
 
 // Reads at `*pos` (advanced) or, for pread, at `off` with pos == nullptr.
@@ -186,6 +255,7 @@ int64_t do_read(OpenFile* f, uint8_t* dst, uint64_t n, uint64_t* pos, uint64_t o
     case Special::kNull: return 0;
     case Special::kZero: case Special::kFull: memset(dst, 0, n); return int64_t(n);
     case Special::kRandom: random::fill(dst, n); return int64_t(n);
+    case Special::kPipe: case Special::kEventfd: return blocking_io(f, dst, n, false);
     default: break;
   }
   if (fs::is_dir(node)) return -EISDIR;
@@ -204,6 +274,9 @@ int64_t do_write(OpenFile* f, const uint8_t* src, uint64_t n, uint64_t* pos, uin
     case Special::kStdin: return -EBADF;
     case Special::kNull: case Special::kZero: case Special::kRandom: return int64_t(n);
     case Special::kFull: return -ENOSPC;
+    case Special::kPipe: case Special::kEventfd:
+      // A pipe with no reader gives -EPIPE; SIGPIPE: raised by the caller.
+      return blocking_io(f, const_cast<uint8_t*>(src), n, true);
     default: break;
   }
   if (fs::is_dir(node)) return -EISDIR;
@@ -235,7 +308,7 @@ int64_t sys_write(uint64_t fd, uint64_t buf, uint64_t n) {
 int64_t sys_pread(uint64_t fd, uint64_t buf, uint64_t n, uint64_t off, bool write) {
   OpenFile* f = get(fd);
   if (!f) return -EBADF;
-  if (is_stream(f->node)) return -ESPIPE;
+  if (is_fifo(f->node)) return -ESPIPE;
   if (int64_t(off) < 0) return -EINVAL;
   if (!n) return 0;
   if (!mm::user_ok(buf, n, !write)) return -EFAULT;
@@ -248,7 +321,7 @@ int64_t vector_io(uint64_t fd, uint64_t uiov, uint64_t cnt, bool write, int64_t 
   OpenFile* f = get(fd);
   if (!f) return -EBADF;
   if (cnt > 1024) return -EINVAL;
-  if (off >= 0 && is_stream(f->node)) return -ESPIPE;
+  if (off >= 0 && is_fifo(f->node)) return -ESPIPE;
   if (!mm::user_ok(uiov, cnt * sizeof(iovec), false)) return -EFAULT;
   const auto* iov = reinterpret_cast<const iovec*>(uiov);
   int64_t total = 0;
@@ -257,8 +330,13 @@ int64_t vector_io(uint64_t fd, uint64_t uiov, uint64_t cnt, bool write, int64_t 
     if (!mm::user_ok(iov[i].base, iov[i].len, !write)) return total ? total : -EFAULT;
     uint64_t* pos = off >= 0 ? nullptr : &f->pos;
     uint64_t at = off >= 0 ? uint64_t(off) + uint64_t(total) : 0;
+    // Once some bytes moved, a pipe or eventfd must not block for the rest: readv(2) returns
+    // what was there. The flag is restored before anything else can run.
+    uint32_t saved = f->flags;
+    if (total && !write) f->flags |= O_NONBLOCK;
     int64_t r = write ? do_write(f, reinterpret_cast<const uint8_t*>(iov[i].base), iov[i].len, pos, at)
                       : do_read(f, reinterpret_cast<uint8_t*>(iov[i].base), iov[i].len, pos, at);
+    f->flags = saved;
     if (r < 0) return total ? total : r;
     total += r;
     if (uint64_t(r) < iov[i].len) break;  // short transfer: stop as Linux does
@@ -360,7 +438,7 @@ int64_t sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
   if (r) return r;
   uint64_t plen = strlen(g_path);
   if (plen && g_path[plen - 1] == '/') return -EISDIR;
-  r = fs::create(dir, name, len, S_IFREG | (uint32_t(mode) & 07777 & ~g_umask), nullptr, &n);
+  r = fs::create(dir, name, len, S_IFREG | (uint32_t(mode) & 07777 & ~g_table->umask), nullptr, &n);
   if (r) return r == -ENOMEM ? -ENOSPC : r;
   return open_node(n, flags & ~O_TRUNC);
 }
@@ -368,7 +446,7 @@ int64_t sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
 int64_t sys_close(uint64_t fd) {
   OpenFile* f = get(fd);
   if (!f) return -EBADF;
-  g_fds[fd].file = nullptr;
+  slot(fd)->file = nullptr;
   put_file(f);
   return 0;
 }
@@ -423,7 +501,7 @@ int64_t sys_lseek(uint64_t fd, int64_t off, uint64_t whence) {
   OpenFile* f = get(fd);
   if (!f) return -EBADF;
   Node* n = f->node;
-  if (is_stream(n)) return -ESPIPE;
+  if (is_fifo(n)) return -ESPIPE;
   if (n->special != Special::kNone) return 0;
   if (fs::is_dir(n)) {  // a directory offset is a readdir cursor: only absolute seeks
     if (whence != SEEK_SET || off < 0) return -EINVAL;
@@ -528,7 +606,7 @@ int64_t sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode) {
   int64_t r = user_parent(dirfd, upath, -EEXIST, &dir, name, &len);
   if (r) return r;
   Node* n;
-  r = fs::create(dir, name, len, S_IFDIR | (uint32_t(mode) & 07777 & ~g_umask), nullptr, &n);
+  r = fs::create(dir, name, len, S_IFDIR | (uint32_t(mode) & 07777 & ~g_table->umask), nullptr, &n);
   return r == -ENOMEM ? -ENOSPC : r;
 }
 
@@ -643,7 +721,7 @@ int64_t sys_fallocate(uint64_t fd, uint64_t mode, int64_t off, int64_t len) {
   if (!f) return -EBADF;
   if (off < 0 || len <= 0) return -EINVAL;
   if (!writable(f)) return -EBADF;
-  if (!fs::is_reg(f->node)) return is_stream(f->node) ? -ESPIPE : -ENODEV;
+  if (!fs::is_reg(f->node)) return is_fifo(f->node) ? -ESPIPE : -ENODEV;
   if (mode & ~1ull) return -EOPNOTSUPP;  // only FALLOC_FL_KEEP_SIZE
   uint64_t end = uint64_t(off) + uint64_t(len);
   if (!(mode & 1) && end > f->node->size) {
@@ -674,11 +752,11 @@ int64_t sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg) {
       if (r < 0) f->refs--;
       return r;
     }
-    case F_GETFD: return g_fds[fd].cloexec ? 1 : 0;
-    case F_SETFD: g_fds[fd].cloexec = arg & 1; return 0;
+    case F_GETFD: return slot(fd)->cloexec ? 1 : 0;
+    case F_SETFD: slot(fd)->cloexec = arg & 1; return 0;
     case F_GETFL: return f->flags;
     case F_SETFL:
-      f->flags = uint32_t((f->flags & (O_ACCMODE | O_PATH)) | (arg & (O_APPEND | O_NONBLOCK)));
+      f->flags = uint32_t((f->flags & (O_ACCMODE | O_PATH)) | (arg & (O_APPEND | O_NONBLOCK | O_DIRECT)));
       return 0;
     case F_GETLK: case F_OFD_GETLK: {
       // One process: no lock ever conflicts. l_type (first short) = F_UNLCK (2).
@@ -690,7 +768,12 @@ int64_t sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg) {
     case F_SETLK: case F_SETLKW: case F_OFD_SETLK: case F_OFD_SETLKW: return 0;
     case F_ADD_SEALS: return 0;
     case F_GET_SEALS: return 0;
-    case F_GETPIPE_SZ: return is_stream(f->node) ? 65536 : -EBADF;
+    case F_GETPIPE_SZ:
+      if (f->node->special == Special::kPipe) return int64_t(pipe::size(f->node));
+      return is_stream(f->node) ? 65536 : -EBADF;
+    case F_SETPIPE_SZ:
+      if (f->node->special == Special::kPipe) return pipe::set_size(f->node, uint32_t(arg));
+      return -EBADF;
     default: return -EINVAL;
   }
 }
@@ -701,9 +784,12 @@ int64_t sys_dup3(uint64_t oldfd, uint64_t newfd, uint64_t flags, bool dup2) {
   if (newfd >= kMaxFds) return -EBADF;
   if (flags & ~O_CLOEXEC) return -EINVAL;
   if (oldfd == newfd) return dup2 ? int64_t(newfd) : -EINVAL;
+  Fd* s = make_slot(g_table, newfd);
+  if (!s) return -ENOMEM;
   f->refs++;
-  if (g_fds[newfd].file) put_file(g_fds[newfd].file);
-  g_fds[newfd] = {f, (flags & O_CLOEXEC) != 0};
+  OpenFile* old = s->file;
+  *s = {f, (flags & O_CLOEXEC) != 0};
+  if (old) put_file(old);
   return int64_t(newfd);
 }
 
@@ -711,12 +797,20 @@ int64_t sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg) {
   OpenFile* f = get(fd);
   if (!f) return -EBADF;
   switch (req) {
-    case FIOCLEX: g_fds[fd].cloexec = true; return 0;
-    case FIONCLEX: g_fds[fd].cloexec = false; return 0;
-    case FIONBIO: return 0;
+    case FIOCLEX: slot(fd)->cloexec = true; return 0;
+    case FIONCLEX: slot(fd)->cloexec = false; return 0;
+    case FIONBIO: {  // ioctl(2) FIONBIO: *(int*)arg != 0 sets O_NONBLOCK, 0 clears it
+      int32_t on;
+      if (!mm::user_ok(arg, 4, false)) return -EFAULT;
+      memcpy(&on, reinterpret_cast<const void*>(arg), 4);
+      f->flags = on ? f->flags | uint32_t(O_NONBLOCK) : f->flags & ~uint32_t(O_NONBLOCK);
+      return 0;
+    }
     case FIONREAD: {
       int32_t avail = 0;
-      if (f->node->special == Special::kStdin)
+      if (f->node->special == Special::kPipe)
+        avail = int32_t(pipe::buffered(f->node));
+      else if (f->node->special == Special::kStdin)
         avail = int32_t(chan->stdin_len > chan->stdin_pos ? chan->stdin_len - chan->stdin_pos : 0);
       else if (fs::is_reg(f->node))
         avail = int32_t(f->node->size > f->pos ? f->node->size - f->pos : 0);
@@ -728,46 +822,6 @@ int64_t sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg) {
     }
     default: return -ENOTTY;  // TCGETS, TIOCGWINSZ, ...: the job never has a terminal
   }
-}
-
-int64_t sys_poll(uint64_t ufds, uint64_t n) {
-  if (n > kMaxFds) return -EINVAL;
-  if (!mm::user_ok(ufds, n * sizeof(pollfd), true)) return -EFAULT;
-  auto* p = reinterpret_cast<pollfd*>(ufds);
-  int64_t ready = 0;
-  for (uint64_t i = 0; i < n; i++) {
-    // Files and streams are always ready: reads block in the VMM until input or EOF arrives.
-    if (p[i].fd < 0) {
-      p[i].revents = 0;
-      continue;
-    }
-    p[i].revents = get(uint64_t(p[i].fd)) ? int16_t(p[i].events & 0x5) : int16_t(0x20);
-    if (p[i].revents) ready++;
-  }
-  return ready;
-}
-
-// select(2)/pselect6: every open fd in the sets is ready.
-int64_t sys_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex) {
-  if (nfds > kMaxFds) return -EINVAL;
-  uint64_t bytes = (nfds + 7) / 8;
-  int64_t ready = 0;
-  const uint64_t sets[2] = {rd, wr};
-  for (uint64_t set : sets) {
-    if (!set) continue;
-    if (!mm::user_ok(set, bytes, true)) return -EFAULT;
-    auto* bits = reinterpret_cast<uint8_t*>(set);
-    for (uint64_t fd = 0; fd < nfds; fd++) {
-      if (!(bits[fd / 8] & (1 << (fd % 8)))) continue;
-      if (!get(fd)) return -EBADF;
-      ready++;
-    }
-  }
-  if (ex) {
-    if (!mm::user_ok(ex, bytes, true)) return -EFAULT;
-    memset(reinterpret_cast<void*>(ex), 0, bytes);
-  }
-  return ready;
 }
 
 // sendfile(2) and copy_file_range(2) through a kernel bounce page.
@@ -838,16 +892,189 @@ int64_t sys_copy_file_range(uint64_t in_fd, uint64_t uoff_in, uint64_t out_fd, u
   return r;
 }
 
-// epoll(7) over what the job can have open: files, devices and the streams, all of which are
-// always ready (a read of stdin blocks in the VMM), so epoll_wait reports every registered fd
-// with the events it asked for, at once. The interest list is a kernel page of Interest slots.
+// ---- Readiness: poll, select, epoll ---------------------------------------------------------
+// Pipes and eventfds know their readiness (fs/pipe.h, fs/eventfd.h); every other file, device
+// and stream is always ready (a read of stdin blocks in the VMM until input or EOF arrives).
+// A caller with nothing ready waits on readiness::changed, which every pipe and eventfd
+// operation wakes, and looks again; that one global queue serves every poller.
+
+using readiness::POLLERR, readiness::POLLHUP, readiness::POLLIN, readiness::POLLNVAL, readiness::POLLOUT,
+    readiness::POLLPRI, readiness::POLLRDNORM, readiness::POLLWRNORM;
+
+// epoll(7) interest list: a kernel page of Interest slots keyed by fd number (an fd closed
+// leaves the set when next looked at, as on Linux when its last reference goes). Linux keys an
+// interest by (file, fd); here the fd is looked up in the table of the task calling
+// epoll_wait, which differs only when a forked child waits on an epoll fd it shares.
 struct Interest {
-  int32_t fd;      // -1: free slot
-  uint32_t events;
+  int32_t fd;        // -1: free slot
+  uint32_t events;   // EPOLL* bits asked for, with EPOLLET / EPOLLONESHOT
   uint64_t data;
+  uint64_t seen;     // the file's generation when last reported (EPOLLET)
 };
 constexpr uint64_t kMaxInterests = kPage / sizeof(Interest);
-constexpr uint32_t EPOLLIN = 1, EPOLLOUT = 4;
+constexpr uint32_t EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
+constexpr uint32_t kEpollPrivate = EPOLLONESHOT | EPOLLET | (1u << 29) | (1u << 28);  // + WAKEUP, EXCLUSIVE
+
+uint32_t events_of(const OpenFile* f, int depth);
+
+// Collects up to `max` ready interests of `list` into `out` (12-byte packed epoll_event each,
+// may be nullptr to only count). `commit`: a real epoll_wait, which records EPOLLET edges and
+// disarms EPOLLONESHOT interests.
+int64_t epoll_scan(Interest* list, uint8_t* out, int64_t max, bool commit, int depth) {
+  int64_t n = 0;
+  for (uint64_t i = 0; i < kMaxInterests && n < max; i++) {
+    Interest& in = list[i];
+    if (in.fd < 0) continue;
+    OpenFile* f = get(uint64_t(in.fd));
+    if (!f) {
+      in.fd = -1;
+      continue;
+    }
+    uint32_t ready = events_of(f, depth + 1) & ((in.events & ~kEpollPrivate) | POLLERR | POLLHUP);
+    if (!(in.events & ~kEpollPrivate)) ready = 0;  // disarmed by EPOLLONESHOT
+    uint64_t gen = f->node->special == Special::kPipe      ? pipe::generation(f->node)
+                   : f->node->special == Special::kEventfd ? eventfd::generation(f->node)
+                                                            : 1;
+    if (!ready || ((in.events & EPOLLET) && in.seen == gen)) continue;
+    if (out) {
+      memcpy(out + n * 12, &ready, 4);
+      memcpy(out + n * 12 + 4, &in.data, 8);
+    }
+    if (commit) {
+      in.seen = gen;
+      if (in.events & EPOLLONESHOT) in.events &= kEpollPrivate;
+    }
+    n++;
+  }
+  return n;
+}
+
+// The poll(2) events of an open file. Nested epoll instances report readiness one level deep.
+uint32_t events_of(const OpenFile* f, int depth) {
+  const Node* n = f->node;
+  switch (n->special) {
+    case Special::kPipe: return pipe::poll(n, readable(f), writable(f));
+    case Special::kEventfd: return eventfd::poll(n);
+    case Special::kEpoll:
+      return depth < 2 && epoll_scan(static_cast<Interest*>(n->priv), nullptr, 1, false, depth) ? POLLIN | POLLRDNORM : 0;
+    default: return POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+  }
+}
+
+// CLOCK_MONOTONIC deadline of a relative timeout, or 0 (none) for `ns` == ~0.
+uint64_t deadline_after(uint64_t ns) {
+  if (ns == ~0ull) return 0;
+  uint64_t d = clock::monotonic_ns() + ns;
+  return d ? d : 1;
+}
+
+// Waits for some fd's readiness to change: 0 (look again), -ETIMEDOUT, -EINTR. Buffered output
+// goes to the host first so a job that waits is not seen as silent.
+int64_t wait_changed(uint64_t deadline) {
+  flush();
+  return sched::wait(&readiness::changed, deadline);
+}
+
+// Reads a user timespec (ppoll, pselect6, epoll_pwait2) or timeval (select) as ns; ~0 for a
+// null pointer (wait forever). -EFAULT, -EINVAL for a negative or out-of-range field.
+int64_t user_timeout(uint64_t ut, bool timeval, uint64_t* ns) {
+  if (!ut) {
+    *ns = ~0ull;
+    return 0;
+  }
+  int64_t t[2];
+  if (!mm::user_ok(ut, 16, false)) return -EFAULT;
+  memcpy(t, reinterpret_cast<const void*>(ut), 16);
+  int64_t unit = timeval ? 1000 : 1, lim = timeval ? 1000000 : 1000000000;
+  if (t[0] < 0 || t[1] < 0 || t[1] >= lim) return -EINVAL;
+  *ns = t[0] > int64_t(1ull << 33) ? (1ull << 63) : uint64_t(t[0]) * 1000000000 + uint64_t(t[1] * unit);
+  return 0;
+}
+
+// Writes back the time left before `deadline` (select(2), ppoll(2) and pselect6 do on Linux).
+void put_time_left(uint64_t ut, bool timeval, uint64_t deadline) {
+  if (!ut || !deadline || !mm::user_ok(ut, 16, true)) return;
+  uint64_t now = clock::monotonic_ns(), left = deadline > now ? deadline - now : 0;
+  int64_t t[2] = {int64_t(left / 1000000000), int64_t(left % 1000000000 / (timeval ? 1000 : 1))};
+  memcpy(reinterpret_cast<void*>(ut), t, 16);
+}
+
+// poll(2)/ppoll: `timeout_ns` ~0 waits forever; `ut` (ppoll) gets the time left.
+int64_t sys_poll(uint64_t ufds, uint64_t n, uint64_t timeout_ns, uint64_t ut) {
+  if (n > kMaxFds) return -EINVAL;
+  if (!mm::user_ok(ufds, n * sizeof(pollfd), true)) return -EFAULT;
+  uint64_t deadline = deadline_after(timeout_ns);
+  for (;;) {
+    // Re-validated after every wait: another task may have unmapped the array meanwhile.
+    if (!mm::user_ok(ufds, n * sizeof(pollfd), true)) return -EFAULT;
+    auto* p = reinterpret_cast<pollfd*>(ufds);
+    int64_t ready = 0;
+    for (uint64_t i = 0; i < n; i++) {
+      p[i].revents = 0;
+      if (p[i].fd < 0) continue;
+      OpenFile* f = get(uint64_t(p[i].fd));
+      uint32_t ev = f ? events_of(f, 0) & (uint16_t(p[i].events) | POLLERR | POLLHUP) : POLLNVAL;
+      p[i].revents = int16_t(ev);
+      if (ev) ready++;
+    }
+    if (ready || timeout_ns == 0) {
+      put_time_left(ut, false, deadline);
+      return ready;
+    }
+    int64_t r = wait_changed(deadline);
+    if (r == -ETIMEDOUT) {
+      put_time_left(ut, false, deadline);
+      return 0;
+    }
+    if (r) return r;
+  }
+}
+
+// select(2)/pselect6: fd_sets of `nfds` bits. Readable = POLLIN|POLLHUP|POLLERR, writable =
+// POLLOUT|POLLERR (Linux fs/select.c POLLIN_SET, POLLOUT_SET); no file has exceptional
+// conditions. -EBADF for a set bit on a closed fd.
+int64_t sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint64_t ut, bool timeval) {
+  if (int64_t(int32_t(nfds)) < 0) return -EINVAL;
+  if (nfds > kMaxFds) nfds = kMaxFds;
+  uint64_t bytes = (nfds + 63) / 64 * 8;  // fd_set is an array of longs
+  uint64_t timeout_ns;
+  int64_t r = user_timeout(ut, timeval, &timeout_ns);
+  if (r) return r;
+  uint8_t in[3][kMaxFds / 8] = {}, out[3][kMaxFds / 8];
+  const uint64_t sets[3] = {urd, uwr, uex};
+  for (int k = 0; k < 3; k++) {
+    if (!sets[k]) continue;
+    if (!mm::user_ok(sets[k], bytes, true)) return -EFAULT;
+    memcpy(in[k], reinterpret_cast<const void*>(sets[k]), bytes);
+  }
+  uint64_t deadline = deadline_after(timeout_ns);
+  for (;;) {
+    memset(out, 0, sizeof out);
+    int64_t ready = 0;
+    for (uint64_t fd = 0; fd < nfds; fd++) {
+      uint8_t bit = uint8_t(1 << (fd % 8));
+      if (!((in[0][fd / 8] | in[1][fd / 8] | in[2][fd / 8]) & bit)) continue;
+      OpenFile* f = get(fd);
+      if (!f) return -EBADF;
+      uint32_t ev = events_of(f, 0);
+      if ((in[0][fd / 8] & bit) && (ev & (POLLIN | POLLRDNORM | POLLHUP | POLLERR))) out[0][fd / 8] |= bit, ready++;
+      if ((in[1][fd / 8] & bit) && (ev & (POLLOUT | POLLWRNORM | POLLERR))) out[1][fd / 8] |= bit, ready++;
+      if ((in[2][fd / 8] & bit) && (ev & POLLPRI)) out[2][fd / 8] |= bit, ready++;
+    }
+    if (!ready && timeout_ns != 0) {
+      r = wait_changed(deadline);
+      if (r == -EINTR) return r;
+      if (r == 0) continue;
+    }
+    for (int k = 0; k < 3; k++) {
+      if (!sets[k]) continue;
+      if (!mm::user_ok(sets[k], bytes, true)) return -EFAULT;
+      memcpy(reinterpret_cast<void*>(sets[k]), out[k], bytes);
+    }
+    put_time_left(ut, timeval, deadline);
+    return ready;
+  }
+}
 
 int64_t sys_epoll_create(uint64_t flags) {
   if (flags & ~O_CLOEXEC) return -EINVAL;
@@ -893,6 +1120,8 @@ int64_t sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uevent) 
       if (!found) return -ENOENT;
       memcpy(&found->events, ev, 4);
       memcpy(&found->data, ev + 4, 8);
+      found->seen = 0;  // generations start at 1: an EPOLLET interest reports the current state once
+      readiness::notify();  // a waiting epoll_wait looks at the new interest
       return 0;
     case DEL:
       if (!found) return -ENOENT;
@@ -902,35 +1131,30 @@ int64_t sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uevent) 
   }
 }
 
-int64_t sys_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t max, int64_t timeout_ms) {
-  Interest* list = interests(epfd);
+// epoll_wait/epoll_pwait (`timeout_ns` ~0: forever) and epoll_pwait2.
+int64_t sys_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t max, uint64_t timeout_ns) {
   if (!get(epfd)) return -EBADF;
-  if (!list) return -EINVAL;
+  if (!interests(epfd)) return -EINVAL;
   if (max <= 0) return -EINVAL;
   if (max > int64_t(kMaxInterests)) max = int64_t(kMaxInterests);  // no more can be ready
   if (!mm::user_ok(uevents, uint64_t(max) * 12, true)) return -EFAULT;
-  auto* out = reinterpret_cast<uint8_t*>(uevents);
-  int64_t n = 0;
-  for (uint64_t i = 0; i < kMaxInterests && n < max; i++) {
-    if (list[i].fd < 0) continue;
-    if (!get(uint64_t(list[i].fd))) {  // a closed fd leaves the set silently, as on Linux
-      list[i].fd = -1;
-      continue;
+  OpenFile* ep = get(epfd);
+  ep->refs++;  // the interest list stays while this call waits, even if another task closes epfd
+  uint64_t deadline = deadline_after(timeout_ns);
+  int64_t r;
+  for (;;) {
+    if (!mm::user_ok(uevents, uint64_t(max) * 12, true)) {
+      r = -EFAULT;
+      break;
     }
-    uint32_t ready = list[i].events & (EPOLLIN | EPOLLOUT);
-    if (!ready) continue;
-    memcpy(out + n * 12, &ready, 4);
-    memcpy(out + n * 12 + 4, &list[i].data, 8);
-    n++;
+    r = epoll_scan(static_cast<Interest*>(ep->node->priv), reinterpret_cast<uint8_t*>(uevents), max, true, 0);
+    if (r || timeout_ns == 0) break;
+    r = wait_changed(deadline);
+    if (r == -ETIMEDOUT) r = 0;
+    if (r || (deadline && clock::monotonic_ns() >= deadline)) break;
   }
-  if (n || timeout_ms == 0) return n;
-  // Nothing can become ready without another thread: a finite wait sleeps it out; an endless
-  // one is a deadlock and ends the job as futex waits do.
-  if (timeout_ms < 0) end_job(kReqSignal, SIGKILL);
-  flush();
-  chan->sleep_until_ns = clock::realtime_ns() + uint64_t(timeout_ms) * 1000000;
-  ring(kReqSleep);
-  return 0;
+  put_file(ep);
+  return r;
 }
 
 // statfs(2): a tmpfs-like view of guest memory for the writable layer.
@@ -949,6 +1173,54 @@ int64_t fill_statfs(uint64_t ubuf) {
   return 0;
 }
 
+// pipe(2)/pipe2: fds[0] the read end, fds[1] the write end (an int[2] at `ufds`).
+int64_t sys_pipe2(uint64_t ufds, uint64_t flags) {
+  if (flags & ~uint64_t(O_CLOEXEC | O_NONBLOCK | O_DIRECT)) return -EINVAL;
+  if (!mm::user_ok(ufds, 8, true)) return -EFAULT;
+  Node* n = pipe::create();
+  if (!n) return -ENOMEM;
+  // O_DIRECT ("packet mode") is accepted and shown by F_GETFL, but the pipe stays a byte stream.
+  uint32_t status = uint32_t(flags & (O_NONBLOCK | O_DIRECT));
+  OpenFile* rd = new_open_file(n, status);  // O_RDONLY is 0
+  if (!rd) {
+    pipe::close_end(n, false, false);  // frees the pipe: no open file yet
+    return -ENOMEM;
+  }
+  OpenFile* wr = new_open_file(n, O_WRONLY | status);
+  if (!wr) {
+    put_file(rd);
+    return -ENOMEM;
+  }
+  int64_t fds[2] = {install(0, rd, flags & O_CLOEXEC), -1};
+  if (fds[0] >= 0) fds[1] = install(0, wr, flags & O_CLOEXEC);
+  if (fds[1] < 0) {
+    int64_t err = fds[0] < 0 ? fds[0] : fds[1];
+    if (fds[0] >= 0) slot(uint64_t(fds[0]))->file = nullptr;
+    put_file(rd);
+    put_file(wr);
+    return err;
+  }
+  int32_t out[2] = {int32_t(fds[0]), int32_t(fds[1])};
+  memcpy(reinterpret_cast<void*>(ufds), out, 8);
+  return 0;
+}
+
+// eventfd(2)/eventfd2: `initval` is an unsigned int.
+int64_t sys_eventfd2(uint64_t initval, uint64_t flags) {
+  using eventfd::EFD_CLOEXEC, eventfd::EFD_NONBLOCK, eventfd::EFD_SEMAPHORE;
+  if (flags & ~(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) return -EINVAL;
+  Node* n = eventfd::create(uint32_t(initval), flags & EFD_SEMAPHORE);
+  if (!n) return -ENOMEM;
+  OpenFile* f = new_open_file(n, O_RDWR | uint32_t(flags & EFD_NONBLOCK));
+  if (!f) {
+    eventfd::close(n);
+    return -ENOMEM;
+  }
+  int64_t fd = install(0, f, flags & EFD_CLOEXEC);
+  if (fd < 0) put_file(f);
+  return fd;
+}
+
 int64_t sys_memfd_create(uint64_t uname, uint64_t flags) {
   int64_t r = copy_path(uname, g_path);
   if (r) return r;
@@ -964,11 +1236,66 @@ int64_t sys_memfd_create(uint64_t uname, uint64_t flags) {
 // ---- Public --------------------------------------------------------------------------------
 
 void init() {
-  for (auto& fd : g_fds) fd = {nullptr, false};
+  g_table = static_cast<Table*>(mm::kmalloc(sizeof(Table)));
+  if (!g_table) panic("out of memory making the first file table");
+  g_table->refs = 1;
+  g_table->umask = kUmaskDefault;
+  g_table->cwd = fs::root();
   for (int i = 0; i < 3; i++) {
     OpenFile* f = new_open_file(fs::stream_node(i), i == 0 ? 0 : uint32_t(O_WRONLY));
-    if (!f) panic("out of memory opening the standard streams");
-    g_fds[i] = {f, false};
+    if (!f || install(uint64_t(i), f, false) != i) panic("out of memory opening the standard streams");
+  }
+}
+
+Table* current_table() { return g_table; }
+void set_current_table(Table* t) { g_table = t; }
+
+void table_get(Table* t) { t->refs++; }
+
+void table_put(Table* t) {
+  if (--t->refs) return;
+  for (Fd* c : t->chunks) {
+    if (!c) continue;
+    for (uint32_t i = 0; i < kChunk; i++) {
+      OpenFile* f = c[i].file;
+      c[i].file = nullptr;
+      if (f) put_file(f);
+    }
+    mm::kfree(c);
+  }
+  if (g_table == t) g_table = nullptr;
+  mm::kfree(t);
+}
+
+Table* table_fork(Table* t) {
+  auto* n = static_cast<Table*>(mm::kmalloc(sizeof(Table)));
+  if (!n) return nullptr;
+  n->refs = 1;
+  n->umask = t->umask;
+  n->cwd = t->cwd;
+  for (uint32_t k = 0; k < kChunks; k++) {
+    if (!t->chunks[k]) continue;
+    n->chunks[k] = static_cast<Fd*>(mm::kmalloc(kChunk * sizeof(Fd)));
+    if (!n->chunks[k]) {
+      table_put(n);  // drops the references taken so far
+      return nullptr;
+    }
+    memcpy(n->chunks[k], t->chunks[k], kChunk * sizeof(Fd));
+    for (uint32_t i = 0; i < kChunk; i++)
+      if (OpenFile* f = n->chunks[k][i].file) f->refs++;
+  }
+  return n;
+}
+
+void close_on_exec(Table* t) {
+  for (Fd* c : t->chunks) {
+    if (!c) continue;
+    for (uint32_t i = 0; i < kChunk; i++) {
+      if (!c[i].file || !c[i].cloexec) continue;
+      OpenFile* f = c[i].file;
+      c[i] = {nullptr, false};
+      put_file(f);
+    }
   }
 }
 
@@ -1005,7 +1332,11 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 4: r = sys_newfstatat(AT_FDCWD, a[0], a[1], 0); break;                 // stat
     case 5: r = sys_fstat(a[0], a[1]); break;
     case 6: r = sys_newfstatat(AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW); break;  // lstat
-    case 7: r = sys_poll(a[0], a[1]); break;
+    case 7: {                                                                   // poll
+      int64_t ms = int32_t(a[2]);
+      r = sys_poll(a[0], a[1], ms < 0 ? ~0ull : uint64_t(ms) * 1000000, 0);
+      break;
+    }
     case 8: r = sys_lseek(a[0], int64_t(a[1]), a[2]); break;
     case 16: r = sys_ioctl(a[0], a[1], a[2]); break;
     case 17: r = sys_pread(a[0], a[1], a[2], a[3], false); break;
@@ -1013,7 +1344,8 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 19: r = vector_io(a[0], a[1], a[2], false, -1); break;
     case 20: r = vector_io(a[0], a[1], a[2], true, -1); break;
     case 21: r = sys_faccessat(AT_FDCWD, a[0], a[1], 0); break;                  // access
-    case 23: r = sys_select(a[0], a[1], a[2], a[3]); break;
+    case 22: r = sys_pipe2(a[0], 0); break;                                      // pipe
+    case 23: r = sys_select(a[0], a[1], a[2], a[3], a[4], true); break;
     case 32: {                                                                   // dup
       OpenFile* f = get(a[0]);
       if (!f) { r = -EBADF; break; }
@@ -1058,7 +1390,7 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
       break;
     }
     case 93: r = get(a[0]) ? 0 : -EBADF; break;                                 // fchown
-    case 95: r = g_umask; g_umask = uint32_t(a[0] & 0777); break;               // umask
+    case 95: r = g_table->umask; g_table->umask = uint32_t(a[0] & 0777); break;   // umask
     case 137: {                                                                 // statfs
       Node* n;
       r = resolve_at(AT_FDCWD, a[0], 0, true, &n);
@@ -1087,8 +1419,16 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 267: r = sys_readlinkat(dfd, a[1], a[2], a[3]); break;
     case 268: r = sys_fchmodat(dfd, a[1], a[2], 0); break;
     case 269: r = sys_faccessat(dfd, a[1], a[2], 0); break;
-    case 270: r = sys_select(a[0], a[1], a[2], a[3]); break;                     // pselect6
-    case 271: r = sys_poll(a[0], a[1]); break;                                   // ppoll
+    case 270: r = sys_select(a[0], a[1], a[2], a[3], a[4], false); break;       // pselect6
+    case 271: {                                                                 // ppoll
+      uint64_t ns;
+      r = user_timeout(a[2], false, &ns);
+      if (!r) r = sys_poll(a[0], a[1], ns, a[2]);
+      break;
+    }
+    case 284: r = sys_eventfd2(a[0], 0); break;                                 // eventfd
+    case 290: r = sys_eventfd2(a[0], a[1]); break;
+    case 293: r = sys_pipe2(a[0], a[1]); break;
     case 280: r = sys_utimensat(dfd, a[1], a[2], a[3]); break;
     case 285: r = sys_fallocate(a[0], a[1], int64_t(a[2]), int64_t(a[3])); break;
     case 292: r = sys_dup3(a[0], a[1], a[2], false); break;
@@ -1101,7 +1441,17 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
     case 213: r = sys_epoll_create(0); break;                                    // epoll_create
     case 291: r = sys_epoll_create(a[0]); break;                              // epoll_create1
     case 233: r = sys_epoll_ctl(a[0], a[1], a[2], a[3]); break;
-    case 232: case 281: r = sys_epoll_wait(a[0], a[1], int64_t(int32_t(a[2])), int64_t(int32_t(a[3]))); break;
+    case 232: case 281: {                                                       // epoll_wait, epoll_pwait
+      int64_t ms = int32_t(a[3]);
+      r = sys_epoll_wait(a[0], a[1], int32_t(a[2]), ms < 0 ? ~0ull : uint64_t(ms) * 1000000);
+      break;
+    }
+    case 441: {                                                                 // epoll_pwait2
+      uint64_t ns;
+      r = user_timeout(a[3], false, &ns);
+      if (!r) r = sys_epoll_wait(a[0], a[1], int32_t(a[2]), ns);
+      break;
+    }
     case 437: {                                                                 // openat2
       // struct open_how { u64 flags, mode, resolve; }: the RESOLVE_* restrictions are not
       // implemented, so a request for any of them is refused rather than ignored.
@@ -1120,3 +1470,17 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
 }
 
 }  // namespace k::files
+
+namespace k::fs {
+
+// Declared in fs/vfs.h; the working directory belongs to the process's file table.
+Node* cwd() {
+  files::Table* t = files::current_table();
+  return t ? t->cwd : root();
+}
+
+void set_cwd(Node* dir) {
+  if (files::Table* t = files::current_table()) t->cwd = dir;
+}
+
+}  // namespace k::fs

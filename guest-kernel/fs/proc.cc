@@ -228,6 +228,20 @@ int64_t proc_fd_link(uint32_t fd, char* buf, uint64_t cap) {
     const char* s = names[uint32_t(n->special) - uint32_t(Special::kStdin)];
     len = int64_t(strlen(s));
     memcpy(tmp, s, uint64_t(len));
+  } else if (n->special == Special::kPipe) {  // "pipe:[ino]", as Linux's pipefs names it
+    char num[24];
+    int l = 0;
+    uint64_t v = n->ino;
+    do num[l++] = char('0' + v % 10), v /= 10;
+    while (v);
+    memcpy(tmp, "pipe:[", 6);
+    for (int i = 0; i < l; i++) tmp[6 + i] = num[l - 1 - i];
+    tmp[6 + l] = ']';
+    len = 7 + l;
+  } else if (n->special == Special::kEventfd || n->special == Special::kEpoll) {
+    const char* s = n->special == Special::kEventfd ? "anon_inode:[eventfd]" : "anon_inode:[eventpoll]";
+    len = int64_t(strlen(s));
+    memcpy(tmp, s, uint64_t(len));
   } else {
     len = path_of(n, tmp, sizeof tmp);
     if (len < 0) {

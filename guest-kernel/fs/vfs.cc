@@ -16,7 +16,6 @@ constexpr uint8_t DT_UNKNOWN = 0, DT_CHR = 2, DT_DIR = 4, DT_REG = 8, DT_LNK = 1
 constexpr int kMaxSymlinks = 40;  // MAXSYMLINKS, path_resolution(7)
 
 Node* g_root;
-Node* g_cwd;
 Node* g_streams[3];
 uint64_t g_next_ino = 1ull << 40;  // writable-layer inode numbers, above any image nid
 
@@ -307,8 +306,6 @@ int64_t link_target(Node* n, char** out, uint64_t* len) {
 // ---- Public --------------------------------------------------------------------------------
 
 Node* root() { return g_root; }
-Node* cwd() { return g_cwd; }
-void set_cwd(Node* dir) { g_cwd = dir; }
 Node* stream_node(int fd) { return fd >= 0 && fd < 3 ? g_streams[fd] : nullptr; }
 
 int64_t lookup(Node* dir, const char* name, uint64_t len, Node** out) {
@@ -764,7 +761,6 @@ void init() {
     g_root = new_node(S_IFDIR | 0755, nullptr);
   }
   g_root->parent = g_root;
-  g_cwd = g_root;
 
   Node* dev = mkdir_synthetic(g_root, "dev");
   special_node(dev, "null", S_IFCHR | 0666, Special::kNull);

@@ -24,6 +24,8 @@ enum class Special : uint8_t {
   kProcGen,      // a generated text file (/proc/self/maps, /proc/meminfo, ...): `proc_arg` says which
   kJob,          // /dev/vmfork/job: opening it asks the VMM for the job (kReqJob, docs/guest-abi.md)
   kEpoll,        // an epoll instance (epoll_create1): its interest list hangs off `priv`
+  kPipe,         // a pipe (fs/pipe.h): its ring hangs off `priv`
+  kEventfd,      // an eventfd counter (fs/eventfd.h), off `priv`
 };
 
 struct Node;
@@ -50,7 +52,7 @@ struct Node {
   uint32_t opens;       // open file descriptions
   Special special;
   uint32_t proc_arg;
-  void* priv;           // kEpoll: the interest list (files.cc)
+  void* priv;           // kEpoll: the interest list (files.cc); kPipe, kEventfd: their state
   Node* parent;         // directories: the one holding it (the root: itself)
   // The image inode behind this node, if any (its data is read there until copied up).
   bool lower;
@@ -76,6 +78,8 @@ inline constexpr uint64_t kMaxUpperFile = 1ull << 30;
 void init();
 
 Node* root();
+/// The current process's working directory, and setting it. They live in its file table
+/// (files::Table, defined in fs/files.cc); before the first table exists cwd() is the root.
 Node* cwd();
 void set_cwd(Node* dir);
 /// The stream nodes behind fds 0, 1, 2.

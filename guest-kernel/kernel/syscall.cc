@@ -332,6 +332,9 @@ int64_t dispatch(Regs* f) {
     // Slow-device calls a signal handler interrupted restart under SA_RESTART (signal(7)).
     if (ret == -EINTR && (nr <= 1 || nr == 19 || nr == 20 || nr == 2 || nr == 257 || nr == 16))
       return -signal::kErestartSys;
+    // A write to a pipe nobody reads raises SIGPIPE as well (pipe(7)).
+    if (ret == -EPIPE && (nr == 1 || nr == 20 || nr == 40 || nr == 326 || nr == 18 || nr == 296))
+      signal::send_task(sched::current(), 13, signal::kCodeKernel, 0);
     return ret;
   }
   if (process::dispatch(nr, args, f, &ret)) return ret;
