@@ -60,7 +60,9 @@ inline void reload_cr3() {
   if (direct()) reload_cr3_direct();
   else priv_trap(kOpReloadCr3, 0, 0);
 }
-inline void write_cr3_direct(uint64_t pml4_gpa) { asm volatile("mov %0, %%cr3" ::"r"(pml4_gpa) : "memory"); }
+inline void write_cr3_direct(uint64_t pml4_gpa) {
+  asm volatile("mov %0, %%cr3" ::"r"(pml4_gpa) : "memory");
+}
 /// Switches to the page tables rooted at guest-physical `pml4_gpa` (4 KiB-aligned; bits 11:0
 /// are CR3 flags and must be 0: no PCID, CR4.PCIDE is off). Also flushes the TLB.
 inline void write_cr3(uint64_t pml4_gpa) {

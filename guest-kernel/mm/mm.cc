@@ -10,7 +10,7 @@
 namespace k::mm {
 namespace {
 
-constexpr uint64_t kP = 1, kW = 2, kU = 4, kPs = 0x80;
+constexpr uint64_t kP = 1, kW = 2, kU = 4, kA = 0x20, kD = 0x40, kPs = 0x80;
 constexpr uint64_t kBacked = 1ull << 9;  // software bit: page owned, currently PROT_NONE
 constexpr uint64_t kImage = 1ull << 10;  // software bit: page belongs to the program image
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
@@ -79,7 +79,8 @@ uint64_t* pde_for(uint64_t va, bool create) {
 bool split(uint64_t* pde) {
   uint64_t pt = pmm::alloc();
   if (!pt) return false;
-  uint64_t e = *pde, base = e & kAddrMask & ~(kHuge - 1), flags = e & (kW | kU | kP | kBacked | kImage);
+  uint64_t e = *pde, base = e & kAddrMask & ~(kHuge - 1);
+  uint64_t flags = e & (kW | kU | kP | kA | kD | kBacked | kImage);
   auto* t = phys<uint64_t>(pt);
   for (uint64_t i = 0; i < 512; i++) t[i] = (base + i * kPage) | flags;
   *pde = pt | kP | kW | kU;
@@ -155,20 +156,27 @@ void vma_set(uint64_t start, uint64_t end, uint32_t prot, bool remove) {
   while (last < s->nvmas && vma(last).start < end) last++;
   Vma repl[3];
   int k = 0;
-  if (first < last && vma(first).start < start) repl[k++] = {vma(first).start, start, vma(first).prot};
+  if (first < last && vma(first).start < start) {
+    repl[k++] = {vma(first).start, start, vma(first).prot};
+  }
   if (!remove) repl[k++] = {start, end, prot};
-  if (first < last && vma(last - 1).end > end) repl[k++] = {end, vma(last - 1).end, vma(last - 1).prot};
+  if (first < last && vma(last - 1).end > end) {
+    repl[k++] = {end, vma(last - 1).end, vma(last - 1).prot};
+  }
   // Merge within the replacement, then with the untouched neighbours on either side.
   int m = 0;
   for (int i = 0; i < k; i++) {
-    if (m && repl[m - 1].end == repl[i].start && repl[m - 1].prot == repl[i].prot) repl[m - 1].end = repl[i].end;
+    bool joins = m && repl[m - 1].end == repl[i].start && repl[m - 1].prot == repl[i].prot;
+    if (joins) repl[m - 1].end = repl[i].end;
     else repl[m++] = repl[i];
   }
   k = m;
-  if (k && first > 0 && vma(first - 1).end == repl[0].start && vma(first - 1).prot == repl[0].prot) {
+  if (k && first > 0 && vma(first - 1).end == repl[0].start &&
+      vma(first - 1).prot == repl[0].prot) {
     repl[0].start = vma(--first).start;
   }
-  if (k && last < s->nvmas && vma(last).start == repl[k - 1].end && vma(last).prot == repl[k - 1].prot) {
+  if (k && last < s->nvmas && vma(last).start == repl[k - 1].end &&
+      vma(last).prot == repl[k - 1].prot) {
     repl[k - 1].end = vma(last++).end;
   }
   int delta = k - (last - first), n = s->nvmas;
@@ -203,7 +211,7 @@ bool range_ok(uint64_t va, uint64_t len) {
 namespace {
 
 constexpr int kUserEntries = 256;  // PML4 entries 0..255: the lower half, the job's
-constexpr uint64_t kLeafFlags = kP | kW | kU | kBacked | kImage;
+constexpr uint64_t kLeafFlags = kP | kW | kU | kA | kD | kBacked | kImage;
 
 // A page for a PML4 at an odd 4 KiB frame (GPA bit 12 set): PVM runs the vCPU in native mode
 // only with such a CR3 (docs/architecture.md, "PVM facts"; the boot PML4 is at 0x11000). Even
@@ -275,6 +283,11 @@ uint64_t* new_table(uint64_t* entry) {
 
 // Copies one leaf entry of the parent into `*dst` (a table that is not live): owned pages get a
 // new page with the same bytes, pages mapped in place are shared. False if memory ran out.
+// An owned page whose D (dirty) bit is clear was never written since it was mapped zeroed: the
+// CPU (under PVM, the host's shadow MMU) sets D on the first write through the mapping, and the
+// kernel sets it where it fills a page through the direct map (map_page, protect). Such a page
+// gets a zeroed page without a copy, so the untouched part of an 8 MiB stack or a large
+// malloc costs no host first-touch at fork (docs/performance.md "fork").
 bool copy_pte(uint64_t e, uint64_t* dst) {
   if (!(e & (kP | kBacked)) || (e & kImage)) {
     *dst = e;
@@ -282,7 +295,7 @@ bool copy_pte(uint64_t e, uint64_t* dst) {
   }
   uint64_t pa = pmm::alloc();
   if (!pa) return false;
-  memcpy(phys(pa), phys(e & kAddrMask), kPage);
+  if (e & kD) memcpy(phys(pa), phys(e & kAddrMask), kPage);
   *dst = pa | (e & ~kAddrMask);
   return true;
 }
@@ -292,7 +305,7 @@ bool copy_pte(uint64_t e, uint64_t* dst) {
 bool copy_huge(uint64_t e, uint64_t* dst) {
   uint64_t src = e & kAddrMask & ~(kHuge - 1);
   if (uint64_t pa = pmm::alloc_huge()) {
-    memcpy(phys(pa), phys(src), kHuge);
+    if (e & kD) memcpy(phys(pa), phys(src), kHuge);
     *dst = pa | (e & (kLeafFlags | kPs));
     return true;
   }
@@ -417,11 +430,13 @@ int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
 bool map_page(uint64_t va, uint64_t pa, uint32_t prot, bool owned) {
   uint64_t* pte = pte_for(va, true);
   if (!pte) return false;
+  // The caller fills owned pages through the direct map, which leaves the D bit clear: set it,
+  // or space_fork would take the page for one never written (see copy_pte).
   if (*pte & kP) {
-    *pte |= pte_flags(prot);
+    *pte |= pte_flags(prot) | (owned ? kD : 0);
     return true;
   }
-  *pte = pa | pte_flags(prot) | (owned ? 0 : kImage);
+  *pte = pa | pte_flags(prot) | (owned ? kD : kImage);
   return true;
 }
 
@@ -477,9 +492,9 @@ int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
       uint64_t pa = pmm::alloc();
       if (!pa) end_job(kReqMemLimit, 0);
       memcpy(phys(pa), phys(e & kAddrMask), kPage);
-      *leaf = pa | pte_flags(prot);
+      *leaf = pa | pte_flags(prot) | kD;  // written through the direct map (see map_page)
     } else {
-      uint64_t keep = e & (kAddrMask | kImage | (huge ? kPs : 0));
+      uint64_t keep = e & (kAddrMask | kImage | kA | kD | (huge ? kPs : 0));
       *leaf = keep | (prot ? pte_flags(prot) : kBacked);
     }
     a += step;

@@ -19,8 +19,8 @@ inline constexpr uint64_t kMmapTop = 0x7f0000000000ull;   // mmap searches down 
 inline constexpr int kMaxVmas = 32768;
 
 // ---- Address spaces ---------------------------------------------------------------------------
-// Every function below the "current space" line acts on current_space(). A Space is shared by
-// the threads of a process and by a vfork child until it execs (reference counted).
+// Every function under "Functions on the current space" acts on current_space(). A Space is
+// shared by the threads of a process and by a vfork child until it execs (reference counted).
 //
 // Memory that a Space owns (anonymous memory, private copies of file pages, page tables, the
 // VMA list) returns to the page allocator when its last reference goes. Pages mapped in place
@@ -47,9 +47,12 @@ Space* space_create();
 /// backing, and the VMA list is copied. The copy is EAGER, not copy-on-write: a write fault in
 /// PVM native mode pushes its frame onto the job's stack (pvm-host.md, "red-zone hazard"), so
 /// the job must never fault. The child's tables are filled while they are not loaded, which is
-/// cheap on PVM (only writes to live page tables trap). `src` is not changed. nullptr when guest
+/// cheap on PVM (only writes to live page tables trap). An owned page whose D (dirty) bit is
+/// clear was never written since it was mapped zeroed and gets a fresh zero page, not a copy:
+/// so kernel code that writes an owned user page through the direct map (not through its user
+/// address) must leave D set in its entry. `src` is not changed. nullptr when guest
 /// memory ran out; everything the copy had allocated is freed again. Cost: see
-/// docs/performance.md "fork".
+/// docs/performance.md "fork's address-space copy".
 Space* space_fork(Space* src);
 /// Makes `s` the current space and loads its PML4 into CR3 (which also flushes the TLB). A no-op
 /// if `s` is already current. The caller holds a reference to `s`.
@@ -68,7 +71,8 @@ void space_put(Space* s);
 int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot);
 /// Maps the page at `va` to guest-physical `pa` with `prot`. `owned` pages return to the page
 /// allocator on unmap; others (the program image) do not. If `va` is already mapped, its page
-/// stays and gains `prot`. Returns false when page-table memory ran out.
+/// stays and gains `prot`. An owned page is marked dirty, as the caller fills it through the
+/// direct map (see space_fork). Returns false when page-table memory ran out.
 bool map_page(uint64_t va, uint64_t pa, uint32_t prot, bool owned);
 /// Records [va, va+len) as a VMA with `prot` without touching page tables (after map_image_page).
 void note_vma(uint64_t va, uint64_t len, uint32_t prot);
