@@ -8,7 +8,14 @@ extern "C" uint64_t priv_trap(uint64_t op, uint64_t a, uint64_t b);
 namespace k::arch {
 
 /// Privileged operations that priv_trap can request (see entry.S).
-enum PrivOp : uint64_t { kOpOut32 = 1, kOpWrmsr = 2, kOpReloadCr3 = 3, kOpInvlpg = 4, kOpOut8 = 5 };
+enum PrivOp : uint64_t {
+  kOpOut32 = 1,
+  kOpWrmsr = 2,
+  kOpReloadCr3 = 3,
+  kOpInvlpg = 4,
+  kOpOut8 = 5,
+  kOpWriteCr3 = 6,
+};
 
 /// True in PVM native mode, where the kernel always has supervisor rights.
 extern bool g_native;
@@ -52,6 +59,15 @@ inline void reload_cr3_direct() {
 inline void reload_cr3() {
   if (direct()) reload_cr3_direct();
   else priv_trap(kOpReloadCr3, 0, 0);
+}
+inline void write_cr3_direct(uint64_t pml4_gpa) {
+  asm volatile("mov %0, %%cr3" ::"r"(pml4_gpa) : "memory");
+}
+/// Switches to the page tables rooted at guest-physical `pml4_gpa` (4 KiB-aligned; bits 11:0
+/// are CR3 flags and must be 0: no PCID, CR4.PCIDE is off). Also flushes the TLB.
+inline void write_cr3(uint64_t pml4_gpa) {
+  if (direct()) write_cr3_direct(pml4_gpa);
+  else priv_trap(kOpWriteCr3, pml4_gpa, 0);
 }
 inline void out8_direct(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 inline void out8(uint16_t port, uint8_t v) {

@@ -138,6 +138,7 @@ extern "C" Regs* ud_handler(PrivFrame* f) {
     case arch::kOpOut8: arch::out8_direct(uint16_t(f->rsi), uint8_t(f->rdx)); break;
     case arch::kOpWrmsr: arch::wrmsr_direct(uint32_t(f->rsi), f->rdx); break;
     case arch::kOpReloadCr3: arch::reload_cr3_direct(); break;
+    case arch::kOpWriteCr3: arch::write_cr3_direct(f->rsi & ~0xfffull); break;
     case arch::kOpInvlpg: arch::invlpg_direct(f->rsi); break;
     default: trap_handler(&f->trap);
   }

@@ -1,15 +1,16 @@
-// The job's address space (see mm.h).
+// Address spaces: per-Space page tables and VMA lists, and the calls on the current one (see mm.h).
 #include "mm/mm.h"
 
 #include "arch/arch.h"
 #include "linux_abi.h"
 #include "kernel.h"
+#include "mm/kmalloc.h"
 #include "mm/pmm.h"
 
 namespace k::mm {
 namespace {
 
-constexpr uint64_t kP = 1, kW = 2, kU = 4, kPs = 0x80;
+constexpr uint64_t kP = 1, kW = 2, kU = 4, kA = 0x20, kD = 0x40, kPs = 0x80;
 constexpr uint64_t kBacked = 1ull << 9;  // software bit: page owned, currently PROT_NONE
 constexpr uint64_t kImage = 1ull << 10;  // software bit: page belongs to the program image
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
@@ -19,16 +20,47 @@ struct Vma {
   uint64_t start, end;
   uint32_t prot;
 };
-constexpr int kMaxVmas = 2048;
-Vma g_vmas[kMaxVmas];
-int g_nvmas;
-Vma g_tmp[kMaxVmas];
+// The VMA list lives in 4 KiB chunks (kpage_alloc) indexed through the Space: no allocation is
+// larger than a page, and a process with a few VMAs costs one page, not the worst case.
+constexpr int kVmasPerChunk = int(kPage / sizeof(Vma));
+constexpr int kMaxChunks = (kMaxVmas + kVmasPerChunk - 1) / kVmasPerChunk;
+
+}  // namespace
+
+struct Space {
+  uint64_t pml4;  // guest-physical address of the PML4
+  int refs;
+  int nvmas;      // VMAs in use, sorted by address, no two adjacent ones with equal prot
+  int nchunks;    // chunks allocated: room for nchunks * kVmasPerChunk VMAs
+  Vma* chunks[kMaxChunks];
+};
+static_assert(sizeof(Space) <= 2032, "Space must fit one kmalloc block (mm/kmalloc.h)");
+
+namespace {
+
+// The boot space's descriptor is static: it exists before the page allocator does.
+Space g_boot_space{kPageTableGpa, 1, 0, 0, {}};
+Space* g_cur = &g_boot_space;
+
+Vma& vma(Space* s, int i) { return s->chunks[i / kVmasPerChunk][i % kVmasPerChunk]; }
+Vma& vma(int i) { return vma(g_cur, i); }
+
+// Makes room for `n` VMAs in `s`. False if n > kMaxVmas or memory ran out.
+bool reserve(Space* s, int n) {
+  if (n > kMaxVmas) return false;
+  while (s->nchunks * kVmasPerChunk < n) {
+    auto* c = static_cast<Vma*>(kpage_alloc());
+    if (!c) return false;
+    s->chunks[s->nchunks++] = c;
+  }
+  return true;
+}
 
 uint64_t* table(uint64_t entry) { return phys<uint64_t>(entry & kAddrMask); }
 
 // Pointer to the page-directory entry (level 2) for va, creating upper tables if `create`.
 uint64_t* pde_for(uint64_t va, bool create) {
-  uint64_t* t = phys<uint64_t>(kPageTableGpa);
+  uint64_t* t = phys<uint64_t>(g_cur->pml4);
   for (int shift = 39; shift > 21; shift -= 9) {
     uint64_t& e = t[(va >> shift) & 511];
     if (!(e & kP)) {
@@ -47,7 +79,8 @@ uint64_t* pde_for(uint64_t va, bool create) {
 bool split(uint64_t* pde) {
   uint64_t pt = pmm::alloc();
   if (!pt) return false;
-  uint64_t e = *pde, base = e & kAddrMask & ~(kHuge - 1), flags = e & (kW | kU | kP | kBacked | kImage);
+  uint64_t e = *pde, base = e & kAddrMask & ~(kHuge - 1);
+  uint64_t flags = e & (kW | kU | kP | kA | kD | kBacked | kImage);
   auto* t = phys<uint64_t>(pt);
   for (uint64_t i = 0; i < 512; i++) t[i] = (base + i * kPage) | flags;
   *pde = pt | kP | kW | kU;
@@ -97,53 +130,65 @@ void release(uint64_t* leaf, bool huge) {
   *leaf = 0;
 }
 
-// Sets [start, end) to `prot` in the VMA list (remove = drop it). Keeps the list sorted.
-void vma_set(uint64_t start, uint64_t end, uint32_t prot, bool remove) {
-  int n = 0;
-  bool inserted = remove;
-  for (int i = 0; i < g_nvmas; i++) {
-    Vma v = g_vmas[i];
-    if (!inserted && v.start >= start) {
-      g_tmp[n++] = {start, end, prot};
-      inserted = true;
-    }
-    if (v.end <= start || v.start >= end) {
-      g_tmp[n++] = v;
-      continue;
-    }
-    if (v.start < start) g_tmp[n++] = {v.start, start, v.prot};
-    if (v.end > end) {
-      if (!inserted) {
-        g_tmp[n++] = {start, end, prot};
-        inserted = true;
-      }
-      g_tmp[n++] = {end, v.end, v.prot};
-    }
-    if (n >= kMaxVmas - 3) panic("too many memory mappings");
+// Index of the first VMA of the current space that ends above va (nvmas if none).
+int vma_after(uint64_t va) {
+  int lo = 0, hi = g_cur->nvmas;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (vma(mid).end <= va) lo = mid + 1;
+    else hi = mid;
   }
-  if (!inserted) g_tmp[n++] = {start, end, prot};
-  // Merge neighbours with equal protection.
-  g_nvmas = 0;
-  for (int i = 0; i < n; i++) {
-    if (g_nvmas && g_vmas[g_nvmas - 1].end == g_tmp[i].start &&
-        g_vmas[g_nvmas - 1].prot == g_tmp[i].prot) {
-      g_vmas[g_nvmas - 1].end = g_tmp[i].end;
-    } else {
-      g_vmas[g_nvmas++] = g_tmp[i];
-    }
-  }
+  return lo;
 }
 
 // Index of the VMA containing va, or -1.
 int vma_find(uint64_t va) {
-  int lo = 0, hi = g_nvmas - 1;
-  while (lo <= hi) {
-    int mid = (lo + hi) / 2;
-    if (va < g_vmas[mid].start) hi = mid - 1;
-    else if (va >= g_vmas[mid].end) lo = mid + 1;
-    else return mid;
+  int i = vma_after(va);
+  return i < g_cur->nvmas && vma(i).start <= va ? i : -1;
+}
+
+// Sets [start, end) to `prot` in the current space's VMA list (remove = drop it), keeping it
+// sorted and merging neighbours with equal protection. The VMAs overlapping the range are
+// replaced in place by at most three (the part left of it, the range, the part right of it).
+void vma_set(uint64_t start, uint64_t end, uint32_t prot, bool remove) {
+  Space* s = g_cur;
+  int first = vma_after(start), last = first;
+  while (last < s->nvmas && vma(last).start < end) last++;
+  Vma repl[3];
+  int k = 0;
+  if (first < last && vma(first).start < start) {
+    repl[k++] = {vma(first).start, start, vma(first).prot};
   }
-  return -1;
+  if (!remove) repl[k++] = {start, end, prot};
+  if (first < last && vma(last - 1).end > end) {
+    repl[k++] = {end, vma(last - 1).end, vma(last - 1).prot};
+  }
+  // Merge within the replacement, then with the untouched neighbours on either side.
+  int m = 0;
+  for (int i = 0; i < k; i++) {
+    bool joins = m && repl[m - 1].end == repl[i].start && repl[m - 1].prot == repl[i].prot;
+    if (joins) repl[m - 1].end = repl[i].end;
+    else repl[m++] = repl[i];
+  }
+  k = m;
+  if (k && first > 0 && vma(first - 1).end == repl[0].start &&
+      vma(first - 1).prot == repl[0].prot) {
+    repl[0].start = vma(--first).start;
+  }
+  if (k && last < s->nvmas && vma(last).start == repl[k - 1].end &&
+      vma(last).prot == repl[k - 1].prot) {
+    repl[k - 1].end = vma(last++).end;
+  }
+  int delta = k - (last - first), n = s->nvmas;
+  // Too many VMAs or no page for the list: the job's mappings outgrew what the kernel keeps.
+  if (delta > 0 && !reserve(s, n + delta)) end_job(kReqMemLimit, 0);
+  if (delta > 0) {
+    for (int i = n - 1; i >= last; i--) vma(i + delta) = vma(i);
+  } else if (delta < 0) {
+    for (int i = last; i < n; i++) vma(i + delta) = vma(i);
+  }
+  for (int i = 0; i < k; i++) vma(first + i) = repl[i];
+  s->nvmas = n + delta;
 }
 
 // Large unmaps flush the whole TLB once instead of one (trapped) INVLPG per page.
@@ -161,6 +206,192 @@ bool range_ok(uint64_t va, uint64_t len) {
 }
 
 }  // namespace
+
+// ---- Spaces -------------------------------------------------------------------------------------
+namespace {
+
+constexpr int kUserEntries = 256;  // PML4 entries 0..255: the lower half, the job's
+constexpr uint64_t kLeafFlags = kP | kW | kU | kA | kD | kBacked | kImage;
+
+// A page for a PML4 at an odd 4 KiB frame (GPA bit 12 set): PVM runs the vCPU in native mode
+// only with such a CR3 (docs/architecture.md, "PVM facts"; the boot PML4 is at 0x11000). Even
+// pages met on the way are held and given back at the end, so the free list cannot hand out
+// the same even page again. 0 when memory ran out.
+uint64_t alloc_pml4() {
+  constexpr int kTries = 64;
+  uint64_t held[kTries], pa = 0;
+  int n = 0;
+  while (n < kTries) {
+    uint64_t p = pmm::alloc();
+    if (!p) break;
+    if (p & kPage) {
+      pa = p;
+      break;
+    }
+    held[n++] = p;
+  }
+  for (int i = 0; i < n; i++) pmm::free(held[i]);
+  return pa;
+}
+
+// Frees every owned page and every page-table page below the user half of `pml4` and clears
+// its user entries. `pml4` must not be live: nothing is flushed.
+void free_user_half(uint64_t pml4) {
+  uint64_t* l4 = phys<uint64_t>(pml4);
+  for (int i = 0; i < kUserEntries; i++) {
+    if (!(l4[i] & kP)) continue;
+    uint64_t* l3 = table(l4[i]);
+    for (int j = 0; j < 512; j++) {
+      if (!(l3[j] & kP)) continue;
+      uint64_t* l2 = table(l3[j]);
+      for (int k = 0; k < 512; k++) {
+        uint64_t e = l2[k];
+        if (e & kPs) {
+          if (e & (kP | kBacked)) pmm::free_huge(e & kAddrMask & ~(kHuge - 1));
+        } else if (e & kP) {
+          uint64_t* l1 = table(e);
+          for (int l = 0; l < 512; l++)
+            if ((l1[l] & (kP | kBacked)) && !(l1[l] & kImage)) pmm::free(l1[l] & kAddrMask);
+          pmm::free(e & kAddrMask);
+        }
+      }
+      pmm::free(l3[j] & kAddrMask);
+    }
+    pmm::free(l4[i] & kAddrMask);
+    l4[i] = 0;
+  }
+}
+
+// Frees everything `s` holds. pmm::free ignores the boot PML4 (below the managed range).
+void destroy(Space* s) {
+  free_user_half(s->pml4);
+  for (int i = 0; i < s->nchunks; i++) kpage_free(s->chunks[i]);
+  s->nchunks = s->nvmas = 0;
+  if (s == &g_boot_space) return;
+  pmm::free(s->pml4);
+  kfree(s);
+}
+
+// A new, zeroed table page linked at `*entry` (an entry of a table that is not live). 0 if
+// memory ran out.
+uint64_t* new_table(uint64_t* entry) {
+  uint64_t pa = pmm::alloc();
+  if (!pa) return nullptr;
+  *entry = pa | kP | kW | kU;
+  return phys<uint64_t>(pa);
+}
+
+// Copies one leaf entry of the parent into `*dst` (a table that is not live): owned pages get a
+// new page with the same bytes, pages mapped in place are shared. False if memory ran out.
+// An owned page whose D (dirty) bit is clear was never written since it was mapped zeroed: the
+// CPU (under PVM, the host's shadow MMU) sets D on the first write through the mapping, and the
+// kernel sets it where it fills a page through the direct map (map_page, protect). Such a page
+// gets a zeroed page without a copy, so the untouched part of an 8 MiB stack or a large
+// malloc costs no host first-touch at fork (docs/performance.md "fork").
+bool copy_pte(uint64_t e, uint64_t* dst) {
+  if (!(e & (kP | kBacked)) || (e & kImage)) {
+    *dst = e;
+    return true;
+  }
+  uint64_t pa = pmm::alloc();
+  if (!pa) return false;
+  if (e & kD) memcpy(phys(pa), phys(e & kAddrMask), kPage);
+  *dst = pa | (e & ~kAddrMask);
+  return true;
+}
+
+// Copies a 2 MiB leaf PDE `e` into `*dst`: into a new 2 MiB page, or, when none is left, into a
+// page table of 512 new 4 KiB pages with the same flags. False if memory ran out.
+bool copy_huge(uint64_t e, uint64_t* dst) {
+  uint64_t src = e & kAddrMask & ~(kHuge - 1);
+  if (uint64_t pa = pmm::alloc_huge()) {
+    if (e & kD) memcpy(phys(pa), phys(src), kHuge);
+    *dst = pa | (e & (kLeafFlags | kPs));
+    return true;
+  }
+  uint64_t* pt = new_table(dst);
+  if (!pt) return false;
+  uint64_t flags = e & kLeafFlags;
+  for (int i = 0; i < 512; i++)
+    if (!copy_pte((src + uint64_t(i) * kPage) | flags, &pt[i])) return false;
+  return true;
+}
+
+// Copies the user page tables of `src` into the empty user half of `dst`. On failure the part
+// already copied stays linked in `dst` for the caller to free.
+bool copy_user_half(uint64_t src, uint64_t dst) {
+  uint64_t *s4 = phys<uint64_t>(src), *d4 = phys<uint64_t>(dst);
+  for (int i = 0; i < kUserEntries; i++) {
+    if (!(s4[i] & kP)) continue;
+    uint64_t *s3 = table(s4[i]), *d3 = new_table(&d4[i]);
+    if (!d3) return false;
+    for (int j = 0; j < 512; j++) {
+      if (!(s3[j] & kP)) continue;
+      uint64_t *s2 = table(s3[j]), *d2 = new_table(&d3[j]);
+      if (!d2) return false;
+      for (int k = 0; k < 512; k++) {
+        uint64_t e = s2[k];
+        if (e & kPs) {
+          if ((e & (kP | kBacked)) && !copy_huge(e, &d2[k])) return false;
+          continue;
+        }
+        if (!(e & kP)) continue;
+        uint64_t *s1 = table(e), *d1 = new_table(&d2[k]);
+        if (!d1) return false;
+        for (int l = 0; l < 512; l++)
+          if (!copy_pte(s1[l], &d1[l])) return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Space* current_space() { return g_cur; }
+
+Space* space_create() {
+  auto* s = static_cast<Space*>(kmalloc(sizeof(Space)));
+  if (!s) return nullptr;
+  s->pml4 = alloc_pml4();
+  if (!s->pml4) {
+    kfree(s);
+    return nullptr;
+  }
+  // The kernel half: the boot PML4's entries. The kernel never adds PML4 entries after boot
+  // (it maps below them), so a copy made now stays in step.
+  memcpy(phys<uint64_t>(s->pml4) + kUserEntries, phys<uint64_t>(kPageTableGpa) + kUserEntries,
+         kUserEntries * sizeof(uint64_t));
+  s->refs = 1;
+  return s;
+}
+
+Space* space_fork(Space* src) {
+  Space* s = space_create();
+  if (!s) return nullptr;
+  if (!reserve(s, src->nvmas) || !copy_user_half(src->pml4, s->pml4)) {
+    destroy(s);
+    return nullptr;
+  }
+  for (int i = 0; i < src->nvmas; i++) vma(s, i) = vma(src, i);
+  s->nvmas = src->nvmas;
+  return s;
+}
+
+void space_activate(Space* s) {
+  if (s == g_cur) return;
+  g_cur = s;
+  arch::write_cr3(s->pml4);
+}
+
+void space_get(Space* s) { s->refs++; }
+
+void space_put(Space* s) {
+  if (s->refs <= 0) panic("space_put: no reference left");
+  if (--s->refs) return;
+  if (s == g_cur) panic("space_put: freeing the address space loaded in CR3");
+  destroy(s);
+}
 
 int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
   if (!range_ok(va, len)) return -EINVAL;
@@ -199,11 +430,13 @@ int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
 bool map_page(uint64_t va, uint64_t pa, uint32_t prot, bool owned) {
   uint64_t* pte = pte_for(va, true);
   if (!pte) return false;
+  // The caller fills owned pages through the direct map, which leaves the D bit clear: set it,
+  // or space_fork would take the page for one never written (see copy_pte).
   if (*pte & kP) {
-    *pte |= pte_flags(prot);
+    *pte |= pte_flags(prot) | (owned ? kD : 0);
     return true;
   }
-  *pte = pa | pte_flags(prot) | (owned ? 0 : kImage);
+  *pte = pa | pte_flags(prot) | (owned ? kD : kImage);
   return true;
 }
 
@@ -259,9 +492,9 @@ int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
       uint64_t pa = pmm::alloc();
       if (!pa) end_job(kReqMemLimit, 0);
       memcpy(phys(pa), phys(e & kAddrMask), kPage);
-      *leaf = pa | pte_flags(prot);
+      *leaf = pa | pte_flags(prot) | kD;  // written through the direct map (see map_page)
     } else {
-      uint64_t keep = e & (kAddrMask | kImage | (huge ? kPs : 0));
+      uint64_t keep = e & (kAddrMask | kImage | kA | kD | (huge ? kPs : 0));
       *leaf = keep | (prot ? pte_flags(prot) : kBacked);
     }
     a += step;
@@ -273,7 +506,7 @@ int64_t protect(uint64_t va, uint64_t len, uint32_t prot) {
 
 void move(uint64_t from, uint64_t to, uint64_t len) {
   int i = vma_find(from);
-  uint32_t prot = i >= 0 ? g_vmas[i].prot : kRead | kWrite;
+  uint32_t prot = i >= 0 ? vma(i).prot : kRead | kWrite;
   for (uint64_t off = 0; off < len;) {
     uint64_t* pde = pde_for(from + off, false);
     if (!pde || !(*pde & (kP | kBacked))) {
@@ -308,10 +541,10 @@ void move(uint64_t from, uint64_t to, uint64_t len) {
 uint64_t find_free(uint64_t len) {
   const uint64_t align = len >= kHuge ? kHuge : kPage;
   uint64_t top = kMmapTop;
-  for (int i = g_nvmas; i >= 0; i--) {
+  for (int i = g_cur->nvmas; i >= 0; i--) {
     // The gap between VMA i-1 and `top` (below VMA i).
-    uint64_t floor = i > 0 ? g_vmas[i - 1].end : kUserMin;
-    if (i < g_nvmas && g_vmas[i].start < top) top = g_vmas[i].start;
+    uint64_t floor = i > 0 ? vma(i - 1).end : kUserMin;
+    if (i < g_cur->nvmas && vma(i).start < top) top = vma(i).start;
     if (top < floor || top - floor < len) continue;
     uint64_t cand = (top - len) & ~(align - 1);
     if (cand >= floor) return cand;
@@ -320,9 +553,9 @@ uint64_t find_free(uint64_t len) {
 }
 
 bool is_free(uint64_t va, uint64_t len) {
-  for (int i = 0; i < g_nvmas; i++)
-    if (g_vmas[i].start < va + len && g_vmas[i].end > va) return false;
-  return true;
+  if (!len) return true;
+  int i = vma_after(va);
+  return i == g_cur->nvmas || vma(i).start >= va + len;
 }
 
 bool user_ok(uint64_t va, uint64_t len, bool write) {
@@ -331,16 +564,16 @@ bool user_ok(uint64_t va, uint64_t len, bool write) {
   while (true) {
     int i = vma_find(va);
     if (i < 0) return false;
-    uint32_t p = g_vmas[i].prot;
+    uint32_t p = vma(i).prot;
     if (!(p & kRead) || (write && !(p & kWrite))) return false;
-    if (g_vmas[i].end >= end) return true;
-    va = g_vmas[i].end;
+    if (vma(i).end >= end) return true;
+    va = vma(i).end;
   }
 }
 
 int64_t prot_at(uint64_t va) {
   int i = vma_find(va);
-  return i < 0 ? -1 : g_vmas[i].prot;
+  return i < 0 ? -1 : vma(i).prot;
 }
 
 uint64_t translate(uint64_t va) {
@@ -358,12 +591,12 @@ uint64_t owned_page(uint64_t va) {
   return translate(va);
 }
 
-int vma_count() { return g_nvmas; }
+int vma_count() { return g_cur->nvmas; }
 
 void vma_at(int i, uint64_t* start, uint64_t* end, uint32_t* prot) {
-  *start = g_vmas[i].start;
-  *end = g_vmas[i].end;
-  *prot = g_vmas[i].prot;
+  *start = vma(i).start;
+  *end = vma(i).end;
+  *prot = vma(i).prot;
 }
 
 }  // namespace k::mm
