@@ -301,7 +301,7 @@ void copy_nonzero(uint64_t dst, uint64_t src, uint64_t bytes) {
 // CPU (under PVM, the host's shadow MMU) sets D on the first write through the mapping, and the
 // kernel sets it where it fills a page through the direct map (map_page, protect). Such a page
 // gets a zeroed page without a copy, so the untouched part of an 8 MiB stack or a large
-// malloc costs no host first-touch at fork (docs/performance.md "fork").
+// malloc costs no host first touch at fork (docs/performance.md "fork's address-space copy").
 bool copy_pte(uint64_t e, uint64_t* dst) {
   if (!(e & (kP | kBacked)) || (e & kImage)) {
     *dst = e;
