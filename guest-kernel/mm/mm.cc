@@ -218,7 +218,7 @@ constexpr uint64_t kLeafFlags = kP | kW | kU | kA | kD | kBacked | kImage;
 // pages met on the way are held and given back at the end, so the free list cannot hand out
 // the same even page again. 0 when memory ran out.
 uint64_t alloc_pml4() {
-  constexpr int kTries = 64;
+  constexpr int kTries = 32;
   uint64_t held[kTries], pa = 0;
   int n = 0;
   while (n < kTries) {
@@ -281,13 +281,27 @@ uint64_t* new_table(uint64_t* entry) {
   return phys<uint64_t>(pa);
 }
 
+// True if the 4 KiB page at kernel address p holds only zero bytes.
+bool page_is_zero(const uint64_t* p) {
+  for (uint64_t i = 0; i < kPage / 8; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+// Copies `bytes` (a multiple of 4 KiB) from src to the zeroed dst, skipping 4 KiB pages that
+// are zero in src: the untouched pages of dst then cost no host first touch.
+void copy_nonzero(uint64_t dst, uint64_t src, uint64_t bytes) {
+  for (uint64_t o = 0; o < bytes; o += kPage)
+    if (!page_is_zero(phys<uint64_t>(src + o))) memcpy(phys(dst + o), phys(src + o), kPage);
+}
+
 // Copies one leaf entry of the parent into `*dst` (a table that is not live): owned pages get a
 // new page with the same bytes, pages mapped in place are shared. False if memory ran out.
 // An owned page whose D (dirty) bit is clear was never written since it was mapped zeroed: the
 // CPU (under PVM, the host's shadow MMU) sets D on the first write through the mapping, and the
 // kernel sets it where it fills a page through the direct map (map_page, protect). Such a page
 // gets a zeroed page without a copy, so the untouched part of an 8 MiB stack or a large
-// malloc costs no host first-touch at fork (docs/performance.md "fork").
+// malloc costs no host first touch at fork (docs/performance.md "fork's address-space copy").
 bool copy_pte(uint64_t e, uint64_t* dst) {
   if (!(e & (kP | kBacked)) || (e & kImage)) {
     *dst = e;
@@ -295,7 +309,7 @@ bool copy_pte(uint64_t e, uint64_t* dst) {
   }
   uint64_t pa = pmm::alloc();
   if (!pa) return false;
-  if (e & kD) memcpy(phys(pa), phys(e & kAddrMask), kPage);
+  if (e & kD) copy_nonzero(pa, e & kAddrMask, kPage);
   *dst = pa | (e & ~kAddrMask);
   return true;
 }
@@ -305,7 +319,7 @@ bool copy_pte(uint64_t e, uint64_t* dst) {
 bool copy_huge(uint64_t e, uint64_t* dst) {
   uint64_t src = e & kAddrMask & ~(kHuge - 1);
   if (uint64_t pa = pmm::alloc_huge()) {
-    if (e & kD) memcpy(phys(pa), phys(src), kHuge);
+    if (e & kD) copy_nonzero(pa, src, kHuge);
     *dst = pa | (e & (kLeafFlags | kPs));
     return true;
   }

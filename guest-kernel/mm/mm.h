@@ -50,7 +50,8 @@ Space* space_create();
 /// cheap on PVM (only writes to live page tables trap). An owned page whose D (dirty) bit is
 /// clear was never written since it was mapped zeroed and gets a fresh zero page, not a copy:
 /// so kernel code that writes an owned user page through the direct map (not through its user
-/// address) must leave D set in its entry. `src` is not changed. nullptr when guest
+/// address) must leave D set in its entry. Of a dirty page, only the 4 KiB parts that are not
+/// all zero are copied (the new page is zeroed). `src` is not changed. nullptr when guest
 /// memory ran out; everything the copy had allocated is freed again. Cost: see
 /// docs/performance.md "fork's address-space copy".
 Space* space_fork(Space* src);
