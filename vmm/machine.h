@@ -86,6 +86,7 @@ class Machine {
   // Preemption ticks (Channel.tick_*): follow the guest's wanted period; inject one tick.
   Status tick_period(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
   Status tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
+  bool sync_regs_ = false;  // KVM_CAP_SYNC_REGS covers KVM_SYNC_X86_REGS
 
   GuestMemory mem_;  // declared first: destroyed after the VM that maps it
   std::shared_ptr<const RootfsImage> rootfs_;  // likewise

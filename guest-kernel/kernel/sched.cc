@@ -37,7 +37,7 @@ int g_nprocs;
 Task* g_dead;                 // exited task to free once another task runs
 int32_t g_next_id = 2;
 uint64_t g_slice_start_tsc;
-constexpr uint64_t kTickNs = 4000000;  // time slice and tick period: 4 ms
+constexpr uint64_t kTickNs = 10000000;  // time slice and tick period: 10 ms (docs/performance.md)
 constexpr int32_t kDefaultMaxProcs = 256;
 
 // ---- Kernel stacks: 16 KiB slots carved out of 2 MiB pages (physically contiguous) --------
