@@ -199,6 +199,8 @@ void account(Task* t) {
 
 // Frees a task that exited (never the current one: its stack is in use until the switch).
 void free_task(Task* t) {
+  for (Task* o = g_all; o; o = o->all_next)
+    if (o->vfork_parent == t) o->vfork_parent = nullptr;  // its vfork parent is gone
   if (t->all_prev) t->all_prev->all_next = t->all_next;
   else g_all = t->all_next;
   if (t->all_next) t->all_next->all_prev = t->all_prev;

@@ -434,7 +434,11 @@ int64_t sys_kill(int64_t pid, uint64_t sig) {
   int found = 0;
   for (Process* p = sched::first_process(); p; p = sched::next_process(p)) {
     if (p->zombie) continue;
-    bool match = pid > 0 ? p->pid == pid : pid == 0 ? p->pgid == self->pgid : pid == -1 ? true : p->pgid == -pid;
+    // kill(-1): every process but the caller and process 1 (kill(2)).
+    bool match = pid > 0    ? p->pid == pid
+                 : pid == 0  ? p->pgid == self->pgid
+                 : pid == -1 ? p != self && p->pid != 1
+                             : p->pgid == -pid;
     if (!match) continue;
     found++;
     if (sig) send_process(p, int(sig), kCodeUser, 0, self->pid);
