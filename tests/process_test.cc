@@ -35,6 +35,7 @@ struct Job {
   std::string rootfs;
   std::chrono::nanoseconds timeout = std::chrono::seconds(60);
   uint64_t mem = 256ull << 20;
+  vmm::AccelRequest accel = vmm::AccelRequest::kNative;
 };
 
 RunResult run(const Job& j) {
@@ -43,7 +44,7 @@ RunResult run(const Job& j) {
   spec.argv = j.argv;
   spec.rootfs = j.rootfs;
   spec.env = engine::default_env();
-  spec.accel = vmm::AccelRequest::kNative;
+  spec.accel = j.accel;
   spec.timeout = j.timeout;
   spec.mem_bytes = j.mem;
   vmm::StringInput in(j.input);
@@ -262,6 +263,27 @@ TEST_F(Process, AlarmEndsLoopThroughSigalrmHandler) {
     RunResult r = run_like_host({{prog(v), "alarm"}, "", "", std::chrono::seconds(20)});
     EXPECT_EQ(r.stdout_data, "alarm ended the loop: signal 14, spun yes\n");
   }
+}
+
+TEST_F(Process, PosixTimersSigchldWaitidGroupsPdeathsig) {
+  for (const char* v : {"timers_signals.glibc", "timers_signals.musl"}) {
+    SCOPED_TRACE(v);
+    run_like_host({{prog(v)}, "", "", std::chrono::seconds(30)});
+  }
+}
+
+// The same kernel paths with PVM native mode off (the kernel's own code emulated): threads,
+// fork/exec/pipes and signal frames must not depend on the mode.
+TEST_F(Process, EmulatedModeThreadsForkSignals) {
+  for (const char* v : {"threads_sync.glibc", "fork_wait.musl", "pipe_procs.glibc"}) {
+    SCOPED_TRACE(v);
+    Job j{{prog(v)}};
+    j.accel = vmm::AccelRequest::kEmulated;
+    run_like_host(j);
+  }
+  Job j{{prog("signals.glibc"), "segv"}};
+  j.accel = vmm::AccelRequest::kEmulated;
+  EXPECT_EQ(run_like_host(j).stdout_data, "recovered 3 times, SIGSEGV blocked after: 0\n");
 }
 
 TEST_F(Process, SegvHandlerWithSiglongjmp) {

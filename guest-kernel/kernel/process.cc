@@ -10,6 +10,7 @@
 #include "kernel/futex.h"
 #include "kernel/signal.h"
 #include "kernel/task.h"
+#include "kernel/timer.h"
 #include "linux_abi.h"
 #include "mm/mm.h"
 
@@ -156,6 +157,7 @@ int64_t sys_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp
   p->space = fresh;
   mm::space_put(old);
   files::close_on_exec(p->files);
+  timer::release(p);  // execve(2): POSIX timers are not preserved
   p->brk_start = p->brk = 0;
   for (auto& a : p->actions)
     if (a.handler > 1) a = {};  // handlers do not survive the exec; ignored signals stay ignored
@@ -190,6 +192,7 @@ void process_exit(Process* p) {
   p->info = nullptr;
   p->zombie = true;
   p->itimer[0] = p->itimer[1] = p->itimer[2] = {};
+  timer::release(p);
   for (Process* c = p->child_first; c;) {
     Process* next = c->sib_next;
     c->parent = nullptr;

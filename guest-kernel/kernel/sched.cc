@@ -12,6 +12,7 @@
 #include "kernel/clock.h"
 #include "kernel/signal.h"
 #include "kernel/task.h"
+#include "kernel/timer.h"
 #include "linux_abi.h"
 #include "mm/kmalloc.h"
 #include "mm/mm.h"
@@ -123,8 +124,13 @@ void unblock(Task* t, int8_t result) {
 
 // ---- Ticks --------------------------------------------------------------------------------
 bool timers_armed() {
-  for (Process* p = g_procs; p; p = p->all_next)
-    if (!p->zombie && (p->itimer[0].next_ns || p->itimer[1].next_ns || p->itimer[2].next_ns)) return true;
+  for (Process* p = g_procs; p; p = p->all_next) {
+    if (p->zombie) continue;
+    if (p->itimer[0].next_ns || p->itimer[1].next_ns || p->itimer[2].next_ns) return true;
+    bool armed;
+    timer::earliest(p, &armed);
+    if (armed) return true;
+  }
   return false;
 }
 
@@ -159,6 +165,7 @@ void run_timers(uint64_t now) {
       it.next_ns = it.interval_ns ? t + it.interval_ns : 0;
       signal::send_process(p, kSig[i], signal::kCodeKernel, 0);
     }
+    timer::run(p, now);
   }
 }
 
@@ -177,8 +184,13 @@ void idle() {
   uint64_t earliest = ~0ull;
   for (Task* t = g_all; t; t = t->all_next)
     if (t->state == Task::kBlocked && t->wake_at_ns && t->wake_at_ns < earliest) earliest = t->wake_at_ns;
-  for (Process* p = g_procs; p; p = p->all_next)
-    if (!p->zombie && p->itimer[0].next_ns && p->itimer[0].next_ns < earliest) earliest = p->itimer[0].next_ns;
+  for (Process* p = g_procs; p; p = p->all_next) {
+    if (p->zombie) continue;
+    if (p->itimer[0].next_ns && p->itimer[0].next_ns < earliest) earliest = p->itimer[0].next_ns;
+    bool armed;
+    uint64_t e = timer::earliest(p, &armed);
+    if (e < earliest) earliest = e;
+  }
   if (earliest == ~0ull) {
     files::flush();
     end_job(kReqSignal, SIGKILL);

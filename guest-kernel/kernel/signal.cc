@@ -465,9 +465,10 @@ bool dispatch(uint64_t nr, const uint64_t a[6], Regs* r, int64_t* ret) {
     case 127: *ret = sys_rt_sigpending(a[0], a[1]); return true;
     case 130: *ret = sys_rt_sigsuspend(a[0], a[1]); return true;
     case 128: *ret = sys_rt_sigtimedwait(a[0], a[1], a[2], a[3]); return true;
-    case 62: *ret = sys_kill(int64_t(a[0]), a[1]); return true;
-    case 200: *ret = sys_tgkill(-1, int64_t(a[0]), a[1]); return true;   // tkill
-    case 234: *ret = sys_tgkill(int64_t(a[0]), int64_t(a[1]), a[2]); return true;
+    // pid_t arguments are 32-bit: the upper half of the register is not the job's (syscalls(2)).
+    case 62: *ret = sys_kill(int32_t(a[0]), uint32_t(a[1])); return true;
+    case 200: *ret = sys_tgkill(-1, int32_t(a[0]), uint32_t(a[1])); return true;   // tkill
+    case 234: *ret = sys_tgkill(int32_t(a[0]), int32_t(a[1]), uint32_t(a[2])); return true;
     case 34:                                                              // pause
       while (sched::wait(nullptr, 0) != -EINTR) {
       }

@@ -17,6 +17,7 @@
 #include "kernel/process.h"
 #include "kernel/signal.h"
 #include "kernel/task.h"
+#include "kernel/timer.h"
 
 namespace k {
 namespace {
@@ -339,6 +340,7 @@ int64_t dispatch(Regs* f) {
   }
   if (process::dispatch(nr, args, f, &ret)) return ret;
   if (signal::dispatch(nr, args, f, &ret)) return ret;
+  if (timer::dispatch(nr, args, &ret)) return ret;
   switch (nr) {
     case 9: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
     case 10: return mm::protect(a0, a1, uint32_t(a2 & 7));

@@ -102,6 +102,7 @@ struct Process {
   uint64_t cpu_ns_dead;      // CPU time of exited threads
   uint64_t children_cpu_ns;  // reaped children's CPU time (RUSAGE_CHILDREN)
   int32_t pdeath_signal;     // prctl(PR_SET_PDEATHSIG)
+  void* ptimers;             // POSIX timers (kernel/timer.h), made on first timer_create
 };
 
 inline constexpr uint64_t kStackBytes = 16384;  // per task kernel stack
