@@ -4,6 +4,7 @@
 // guest CPUID reports none).
 #include "kernel/signal.h"
 
+#include "fs/readiness.h"
 #include "kernel/clock.h"
 #include "kernel/process.h"
 #include "kernel/sched.h"
@@ -156,6 +157,7 @@ void send_task(Task* t, int sig, int32_t code, uint64_t addr, int32_t pid) {
   record(&t->info[sig - 1], sig, code, addr, pid);
   t->pending |= bit(sig);
   if (!(t->sigmask & bit(sig)) || sig == SIGKILL_) sched::interrupt(t);
+  readiness::notify();  // a signalfd reader or poller of a blocked signal looks again
 }
 
 void send_process(Process* p, int sig, int32_t code, uint64_t addr, int32_t pid) {
@@ -163,6 +165,7 @@ void send_process(Process* p, int sig, int32_t code, uint64_t addr, int32_t pid)
   if (sig != SIGKILL_ && ignored(p, sig)) return;
   record(&p->info_shared[sig - 1], sig, code, addr, pid);
   p->pending |= bit(sig);
+  readiness::notify();  // a signalfd reader or poller of a blocked signal looks again
   // Wake one thread that does not block it so it can take the signal.
   for (Task* t = sched::first_task(); t; t = sched::next_task(t)) {
     if (t->proc != p || t->state == Task::kDead) continue;
