@@ -27,7 +27,7 @@ static void show(const char* what, long r) {
     return;
   }
   const char* e = errno == EAGAIN ? "EAGAIN" : errno == EINVAL ? "EINVAL" : errno == EBADF ? "EBADF"
-                : errno == EINTR ? "EINTR" : "other";
+                : errno == EINTR ? "EINTR" : errno == ESPIPE ? "ESPIPE" : "other";
   printf("%s -> -1 %s\n", what, e);
 }
 
@@ -67,6 +67,7 @@ static void timers(void) {
   show("read disarmed nonblock", read(t, &count, 8));
   show("read short", read(t, &count, 4));
   show("write", write(t, &count, 8));
+  show("lseek", lseek(t, 0, SEEK_SET));
   struct itimerspec bad = spec(0, 0);
   bad.it_value.tv_nsec = 1000000000;
   show("settime bad nsec", timerfd_settime(t, 0, &bad, NULL));
@@ -205,6 +206,7 @@ static void signals(void) {
   show("read none", read(s, &si, sizeof si));
   show("read short", read(s, &si, 64));
   show("write", write(s, &si, sizeof si));
+  show("lseek", lseek(s, 0, SEEK_SET));
   struct pollfd pf = {s, POLLIN, 0};
   show("poll none", poll(&pf, 1, 0));
   raise(SIGUSR1);
