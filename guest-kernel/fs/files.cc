@@ -1,7 +1,7 @@
 // File descriptor tables and file syscalls (see files.h). Numbers from arch/x86/entry/syscalls/
 // syscall_64.tbl; semantics from each call's man page (open(2), read(2), getdents64(2), ...).
 // Single vCPU: code between two scheduler calls runs alone; a call that blocks (pipe, eventfd,
-// poll) holds a reference on the open file it uses and re-reads everything else after a wake.
+// timerfd, signalfd, poll) holds a reference on the open file it uses and re-reads everything else after a wake.
 #include "fs/files.h"
 
 #include "fs/eventfd.h"
@@ -10,6 +10,8 @@
 #include "fs/pipe.h"
 #include "fs/proc.h"
 #include "fs/readiness.h"
+#include "fs/signalfd.h"
+#include "fs/timerfd.h"
 #include "kernel/clock.h"
 #include "kernel/sched.h"
 #include "kernel/random.h"
@@ -114,6 +116,10 @@ void put_file(OpenFile* f) {
     pipe::close_end(n, readable(f), writable(f));  // frees n with its last open file
   } else if (n->special == Special::kEventfd) {
     eventfd::close(n);  // frees n with its last open file
+  } else if (n->special == Special::kTimerfd) {
+    timerfd::close(n);  // frees n with its last open file
+  } else if (n->special == Special::kSignalfd) {
+    signalfd::close(n);  // frees n with its last open file
   } else {
     fs::release(n);
   }
@@ -231,14 +237,18 @@ bool is_fifo(const Node* n) { return is_stream(n) || n->special == Special::kPip
 // eventfds re-validate user buffers after they blocked, when the mapping may have changed.
 bool is_user(const void* p) { return reinterpret_cast<uint64_t>(p) < (1ull << 47); }
 
-// Pipe and eventfd reads and writes may block: they hold a reference on `f` meanwhile so a
-// close by another task sharing the table cannot free it under them.
+// Pipe and eventfd reads and writes, timerfd and signalfd reads may block: they hold a
+// reference on `f` meanwhile so a close by another task sharing the table cannot free it under them.
 int64_t blocking_io(OpenFile* f, uint8_t* buf, uint64_t n, bool write) {
   bool nonblock = f->flags & O_NONBLOCK, user = is_user(buf);
   f->refs++;
   int64_t r;
   if (f->node->special == Special::kPipe)
     r = write ? pipe::write(f->node, buf, n, nonblock, user) : pipe::read(f->node, buf, n, nonblock, user);
+  else if (f->node->special == Special::kTimerfd)
+    r = write ? -EINVAL : timerfd::read(f->node, buf, n, nonblock, user);
+  else if (f->node->special == Special::kSignalfd)
+    r = write ? -EINVAL : signalfd::read(f->node, buf, n, nonblock, user);
   else
     r = write ? eventfd::write(f->node, buf, n, nonblock) : eventfd::read(f->node, buf, n, nonblock, user);
   put_file(f);
@@ -255,7 +265,8 @@ int64_t do_read(OpenFile* f, uint8_t* dst, uint64_t n, uint64_t* pos, uint64_t o
     case Special::kNull: return 0;
     case Special::kZero: case Special::kFull: memset(dst, 0, n); return int64_t(n);
     case Special::kRandom: random::fill(dst, n); return int64_t(n);
-    case Special::kPipe: case Special::kEventfd: return blocking_io(f, dst, n, false);
+    case Special::kPipe: case Special::kEventfd: case Special::kTimerfd: case Special::kSignalfd:
+      return blocking_io(f, dst, n, false);
     default: break;
   }
   if (fs::is_dir(node)) return -EISDIR;
@@ -277,6 +288,7 @@ int64_t do_write(OpenFile* f, const uint8_t* src, uint64_t n, uint64_t* pos, uin
     case Special::kPipe: case Special::kEventfd:
       // A pipe with no reader gives -EPIPE; SIGPIPE: raised by the caller.
       return blocking_io(f, const_cast<uint8_t*>(src), n, true);
+    case Special::kTimerfd: case Special::kSignalfd: return -EINVAL;  // no write operation (Linux)
     default: break;
   }
   if (fs::is_dir(node)) return -EISDIR;
@@ -932,9 +944,11 @@ int64_t epoll_scan(Interest* list, uint8_t* out, int64_t max, bool commit, int d
     }
     uint32_t ready = events_of(f, depth + 1) & ((in.events & ~kEpollPrivate) | POLLERR | POLLHUP);
     if (!(in.events & ~kEpollPrivate)) ready = 0;  // disarmed by EPOLLONESHOT
-    uint64_t gen = f->node->special == Special::kPipe      ? pipe::generation(f->node)
-                   : f->node->special == Special::kEventfd ? eventfd::generation(f->node)
-                                                            : 1;
+    uint64_t gen = f->node->special == Special::kPipe       ? pipe::generation(f->node)
+                   : f->node->special == Special::kEventfd  ? eventfd::generation(f->node)
+                   : f->node->special == Special::kTimerfd  ? timerfd::generation(f->node)
+                   : f->node->special == Special::kSignalfd ? signalfd::generation(f->node)
+                                                             : 1;
     if (!ready || ((in.events & EPOLLET) && in.seen == gen)) continue;
     if (out) {
       memcpy(out + n * 12, &ready, 4);
@@ -955,10 +969,31 @@ uint32_t events_of(const OpenFile* f, int depth) {
   switch (n->special) {
     case Special::kPipe: return pipe::poll(n, readable(f), writable(f));
     case Special::kEventfd: return eventfd::poll(n);
+    case Special::kTimerfd: return timerfd::poll(n);
+    case Special::kSignalfd: return signalfd::poll(n);
     case Special::kEpoll:
       return depth < 2 && epoll_scan(static_cast<Interest*>(n->priv), nullptr, 1, false, depth) ? POLLIN | POLLRDNORM : 0;
     default: return POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
   }
+}
+
+// The earlier of two CLOCK_MONOTONIC deadlines, 0 meaning none.
+uint64_t earlier(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+// When a poller of `f` for POLLIN must wake without any wake-up call: a timerfd's next expiry
+// (computed lazily, so nothing else would wake it), or the earliest one in a watched epoll set.
+// 0: none.
+uint64_t timer_wake(const OpenFile* f, int depth) {
+  const Node* n = f->node;
+  if (n->special == Special::kTimerfd) return timerfd::wake_deadline(n);
+  if (n->special != Special::kEpoll || depth >= 2) return 0;
+  const auto* list = static_cast<const Interest*>(n->priv);
+  uint64_t w = 0;
+  for (uint64_t i = 0; i < kMaxInterests; i++) {
+    if (list[i].fd < 0 || !(list[i].events & (POLLIN | POLLRDNORM))) continue;
+    if (const OpenFile* g = get(uint64_t(list[i].fd))) w = earlier(w, timer_wake(g, depth + 1));
+  }
+  return w;
 }
 
 // CLOCK_MONOTONIC deadline of a relative timeout, or 0 (none) for `ns` == ~0.
@@ -969,10 +1004,13 @@ uint64_t deadline_after(uint64_t ns) {
 }
 
 // Waits for some fd's readiness to change: 0 (look again), -ETIMEDOUT, -EINTR. Buffered output
-// goes to the host first so a job that waits is not seen as silent.
-int64_t wait_changed(uint64_t deadline) {
+// goes to the host first so a job that waits is not seen as silent. `timer` (0: none) is the
+// earliest timerfd expiry among the watched fds: reaching it is a change, not the timeout.
+int64_t wait_changed(uint64_t deadline, uint64_t timer = 0) {
   flush();
-  return sched::wait(&readiness::changed, deadline);
+  int64_t r = sched::wait(&readiness::changed, earlier(deadline, timer));
+  if (r == -ETIMEDOUT && timer && (!deadline || timer <= deadline)) return 0;
+  return r;
 }
 
 // Reads a user timespec (ppoll, pselect6, epoll_pwait2) or timeval (select) as ns; ~0 for a
@@ -1009,6 +1047,7 @@ int64_t sys_poll(uint64_t ufds, uint64_t n, uint64_t timeout_ns, uint64_t ut) {
     if (!mm::user_ok(ufds, n * sizeof(pollfd), true)) return -EFAULT;
     auto* p = reinterpret_cast<pollfd*>(ufds);
     int64_t ready = 0;
+    uint64_t timer = 0;
     for (uint64_t i = 0; i < n; i++) {
       p[i].revents = 0;
       if (p[i].fd < 0) continue;
@@ -1016,12 +1055,13 @@ int64_t sys_poll(uint64_t ufds, uint64_t n, uint64_t timeout_ns, uint64_t ut) {
       uint32_t ev = f ? events_of(f, 0) & (uint16_t(p[i].events) | POLLERR | POLLHUP) : POLLNVAL;
       p[i].revents = int16_t(ev);
       if (ev) ready++;
+      if (f && (p[i].events & (POLLIN | POLLRDNORM))) timer = earlier(timer, timer_wake(f, 0));
     }
     if (ready || timeout_ns == 0) {
       put_time_left(ut, false, deadline);
       return ready;
     }
-    int64_t r = wait_changed(deadline);
+    int64_t r = wait_changed(deadline, timer);
     if (r == -ETIMEDOUT) {
       put_time_left(ut, false, deadline);
       return 0;
@@ -1051,18 +1091,20 @@ int64_t sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint
   for (;;) {
     memset(out, 0, sizeof out);
     int64_t ready = 0;
+    uint64_t timer = 0;
     for (uint64_t fd = 0; fd < nfds; fd++) {
       uint8_t bit = uint8_t(1 << (fd % 8));
       if (!((in[0][fd / 8] | in[1][fd / 8] | in[2][fd / 8]) & bit)) continue;
       OpenFile* f = get(fd);
       if (!f) return -EBADF;
       uint32_t ev = events_of(f, 0);
+      if (in[0][fd / 8] & bit) timer = earlier(timer, timer_wake(f, 0));
       if ((in[0][fd / 8] & bit) && (ev & (POLLIN | POLLRDNORM | POLLHUP | POLLERR))) out[0][fd / 8] |= bit, ready++;
       if ((in[1][fd / 8] & bit) && (ev & (POLLOUT | POLLWRNORM | POLLERR))) out[1][fd / 8] |= bit, ready++;
       if ((in[2][fd / 8] & bit) && (ev & POLLPRI)) out[2][fd / 8] |= bit, ready++;
     }
     if (!ready && timeout_ns != 0) {
-      r = wait_changed(deadline);
+      r = wait_changed(deadline, timer);
       if (r == -EINTR) return r;
       if (r == 0) continue;
     }
@@ -1149,7 +1191,7 @@ int64_t sys_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t max, uint64_t ti
     }
     r = epoll_scan(static_cast<Interest*>(ep->node->priv), reinterpret_cast<uint8_t*>(uevents), max, true, 0);
     if (r || timeout_ns == 0) break;
-    r = wait_changed(deadline);
+    r = wait_changed(deadline, timer_wake(ep, 0));
     if (r == -ETIMEDOUT) r = 0;
     if (r || (deadline && clock::monotonic_ns() >= deadline)) break;
   }
@@ -1217,6 +1259,104 @@ int64_t sys_eventfd2(uint64_t initval, uint64_t flags) {
     return -ENOMEM;
   }
   int64_t fd = install(0, f, flags & EFD_CLOEXEC);
+  if (fd < 0) put_file(f);
+  return fd;
+}
+
+// timerfd_create(2).
+int64_t sys_timerfd_create(uint64_t clockid, uint64_t flags) {
+  using timerfd::TFD_CLOEXEC, timerfd::TFD_NONBLOCK;
+  if (flags & ~(TFD_CLOEXEC | TFD_NONBLOCK)) return -EINVAL;
+  int64_t err;
+  Node* n = timerfd::create(int64_t(int32_t(clockid)), &err);
+  if (!n) return err;
+  OpenFile* f = new_open_file(n, O_RDWR | uint32_t(flags & TFD_NONBLOCK));
+  if (!f) {
+    timerfd::close(n);
+    return -ENOMEM;
+  }
+  int64_t fd = install(0, f, flags & TFD_CLOEXEC);
+  if (fd < 0) put_file(f);
+  return fd;
+}
+
+// The timerfd open on `fd`: -EBADF if none is open, -EINVAL if it is another kind of file.
+int64_t timerfd_of(uint64_t fd, Node** n) {
+  OpenFile* f = get(fd);
+  if (!f) return -EBADF;
+  if (f->node->special != Special::kTimerfd) return -EINVAL;
+  *n = f->node;
+  return 0;
+}
+
+// Writes a timerfd::Spec as struct itimerspec {it_interval, it_value} at `u` (checked by caller).
+void put_itimerspec(uint64_t u, const timerfd::Spec& s) {
+  int64_t t[4] = {int64_t(s.interval_ns / 1000000000), int64_t(s.interval_ns % 1000000000),
+                  int64_t(s.value_ns / 1000000000), int64_t(s.value_ns % 1000000000)};
+  memcpy(reinterpret_cast<void*>(u), t, sizeof t);
+}
+
+// timerfd_settime(2): `unew`/`uold` are struct itimerspec {it_interval, it_value}.
+int64_t sys_timerfd_settime(uint64_t fd, uint64_t flags, uint64_t unew, uint64_t uold) {
+  using timerfd::TFD_TIMER_ABSTIME, timerfd::TFD_TIMER_CANCEL_ON_SET;
+  if (flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)) return -EINVAL;
+  int64_t t[4];
+  if (!mm::user_ok(unew, sizeof t, false)) return -EFAULT;
+  memcpy(t, reinterpret_cast<const void*>(unew), sizeof t);
+  for (int i = 0; i < 4; i += 2)
+    if (t[i] < 0 || t[i + 1] < 0 || t[i + 1] >= 1000000000) return -EINVAL;
+  Node* n;
+  int64_t r = timerfd_of(fd, &n);
+  if (r) return r;
+  // Beyond ~272 years the ns count would overflow: such a timer never fires in a job's life.
+  auto ns = [](int64_t sec, int64_t nsec) {
+    return sec >= int64_t(1ull << 33) ? (1ull << 63) : uint64_t(sec) * 1000000000 + uint64_t(nsec);
+  };
+  timerfd::Spec old;
+  // TFD_TIMER_CANCEL_ON_SET is accepted: the guest's CLOCK_REALTIME is never set, so it never cancels.
+  timerfd::settime(n, flags & TFD_TIMER_ABSTIME, {ns(t[2], t[3]), ns(t[0], t[1])}, &old);
+  if (uold) {
+    if (!mm::user_ok(uold, 32, true)) return -EFAULT;
+    put_itimerspec(uold, old);
+  }
+  return 0;
+}
+
+// timerfd_gettime(2).
+int64_t sys_timerfd_gettime(uint64_t fd, uint64_t ucur) {
+  Node* n;
+  int64_t r = timerfd_of(fd, &n);
+  if (r) return r;
+  if (!mm::user_ok(ucur, 32, true)) return -EFAULT;
+  put_itimerspec(ucur, timerfd::gettime(n));
+  return 0;
+}
+
+// signalfd(2)/signalfd4: `fd` -1 makes a new one, else updates the mask of signalfd `fd`;
+// `sizemask` must be 8 (the kernel sigset_t).
+int64_t sys_signalfd4(uint64_t ufd, uint64_t umask, uint64_t sizemask, uint64_t flags) {
+  using signalfd::SFD_CLOEXEC, signalfd::SFD_NONBLOCK;
+  if (flags & ~(SFD_CLOEXEC | SFD_NONBLOCK)) return -EINVAL;
+  if (sizemask != 8) return -EINVAL;
+  uint64_t mask;
+  if (!mm::user_ok(umask, 8, false)) return -EFAULT;
+  memcpy(&mask, reinterpret_cast<const void*>(umask), 8);
+  int64_t fd = int32_t(uint32_t(ufd));
+  if (fd != -1) {
+    OpenFile* f = fd < 0 ? nullptr : get(uint64_t(fd));
+    if (!f) return -EBADF;
+    if (f->node->special != Special::kSignalfd) return -EINVAL;
+    signalfd::set_mask(f->node, mask);
+    return fd;
+  }
+  Node* n = signalfd::create(mask);
+  if (!n) return -ENOMEM;
+  OpenFile* f = new_open_file(n, O_RDWR | uint32_t(flags & SFD_NONBLOCK));
+  if (!f) {
+    signalfd::close(n);
+    return -ENOMEM;
+  }
+  fd = install(0, f, flags & SFD_CLOEXEC);
   if (fd < 0) put_file(f);
   return fd;
 }
@@ -1426,6 +1566,11 @@ bool dispatch(uint64_t nr, const uint64_t a[6], int64_t* ret) {
       if (!r) r = sys_poll(a[0], a[1], ns, a[2]);
       break;
     }
+    case 282: r = sys_signalfd4(a[0], a[1], a[2], 0); break;                    // signalfd
+    case 283: r = sys_timerfd_create(a[0], a[1]); break;
+    case 286: r = sys_timerfd_settime(a[0], a[1], a[2], a[3]); break;
+    case 287: r = sys_timerfd_gettime(a[0], a[1]); break;
+    case 289: r = sys_signalfd4(a[0], a[1], a[2], a[3]); break;
     case 284: r = sys_eventfd2(a[0], 0); break;                                 // eventfd
     case 290: r = sys_eventfd2(a[0], a[1]); break;
     case 293: r = sys_pipe2(a[0], a[1]); break;

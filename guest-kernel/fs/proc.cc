@@ -238,8 +238,12 @@ int64_t proc_fd_link(uint32_t fd, char* buf, uint64_t cap) {
     for (int i = 0; i < l; i++) tmp[6 + i] = num[l - 1 - i];
     tmp[6 + l] = ']';
     len = 7 + l;
-  } else if (n->special == Special::kEventfd || n->special == Special::kEpoll) {
-    const char* s = n->special == Special::kEventfd ? "anon_inode:[eventfd]" : "anon_inode:[eventpoll]";
+  } else if (n->special == Special::kEventfd || n->special == Special::kEpoll ||
+             n->special == Special::kTimerfd || n->special == Special::kSignalfd) {
+    const char* s = n->special == Special::kEventfd   ? "anon_inode:[eventfd]"
+                    : n->special == Special::kTimerfd  ? "anon_inode:[timerfd]"
+                    : n->special == Special::kSignalfd ? "anon_inode:[signalfd]"
+                                                        : "anon_inode:[eventpoll]";
     len = int64_t(strlen(s));
     memcpy(tmp, s, uint64_t(len));
   } else {

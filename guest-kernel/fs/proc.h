@@ -17,7 +17,7 @@ Node* proc_generate(const Node* n);
 /// The node open on fd `fd` of the job, or nullptr (for /proc/self/fd/N).
 Node* proc_fd_target(uint32_t fd);
 /// readlink of /proc/self/fd/N: the file's path, "pipe:[ino]" for the streams and pipes,
-/// "anon_inode:[eventfd]" or "anon_inode:[eventpoll]".
+/// "anon_inode:[eventfd]", "anon_inode:[timerfd]", "anon_inode:[signalfd]" or "anon_inode:[eventpoll]".
 int64_t proc_fd_link(uint32_t fd, char* buf, uint64_t cap);
 /// The executable's absolute path (readlink /proc/self/exe).
 const char* proc_exe_path();

@@ -26,6 +26,8 @@ enum class Special : uint8_t {
   kEpoll,        // an epoll instance (epoll_create1): its interest list hangs off `priv`
   kPipe,         // a pipe (fs/pipe.h): its ring hangs off `priv`
   kEventfd,      // an eventfd counter (fs/eventfd.h), off `priv`
+  kTimerfd,      // a timerfd (fs/timerfd.h), off `priv`
+  kSignalfd,     // a signalfd's mask (fs/signalfd.h), off `priv`
 };
 
 struct Node;
@@ -52,7 +54,7 @@ struct Node {
   uint32_t opens;       // open file descriptions
   Special special;
   uint32_t proc_arg;
-  void* priv;           // kEpoll: the interest list (files.cc); kPipe, kEventfd: their state
+  void* priv;           // kEpoll: the interest list (files.cc); kPipe, kEventfd, kTimerfd, kSignalfd: their state
   Node* parent;         // directories: the one holding it (the root: itself)
   // The image inode behind this node, if any (its data is read there until copied up).
   bool lower;

@@ -4,6 +4,7 @@
 // guest CPUID reports none).
 #include "kernel/signal.h"
 
+#include "fs/readiness.h"
 #include "kernel/clock.h"
 #include "kernel/process.h"
 #include "kernel/sched.h"
@@ -43,6 +44,16 @@ int default_action(int sig) {
 bool ignored(Process* p, int sig) {
   uint64_t h = p->actions[sig - 1].handler;
   return h == SIG_IGN || (h == SIG_DFL && default_action(sig) == 1);
+}
+
+// An ignored signal is discarded when sent, unless blocked: then it stays pending, for
+// sigtimedwait or a signalfd to take (signal(7), Linux's sig_ignored).
+bool discard(Task* t, Process* p, int sig) {
+  if (sig == SIGKILL_ || !ignored(p, sig)) return false;
+  if (t) return !(t->sigmask & bit(sig));
+  for (Task* o = sched::first_task(); o; o = sched::next_task(o))
+    if (o->proc == p && o->state != Task::kDead && (o->sigmask & bit(sig))) return false;
+  return true;
 }
 
 // The uapi layouts, 64-bit.
@@ -152,17 +163,19 @@ void record(SigInfo* slot, int sig, int32_t code, uint64_t addr, int32_t pid) {
 void send_task(Task* t, int sig, int32_t code, uint64_t addr, int32_t pid) {
   if (sig < 1 || sig > 64 || t->state == Task::kDead) return;
   Process* p = t->proc;
-  if (sig != SIGKILL_ && ignored(p, sig)) return;
+  if (discard(t, p, sig)) return;
   record(&t->info[sig - 1], sig, code, addr, pid);
   t->pending |= bit(sig);
   if (!(t->sigmask & bit(sig)) || sig == SIGKILL_) sched::interrupt(t);
+  readiness::notify();  // a signalfd reader or poller of a blocked signal looks again
 }
 
 void send_process(Process* p, int sig, int32_t code, uint64_t addr, int32_t pid) {
   if (sig < 1 || sig > 64 || p->zombie) return;
-  if (sig != SIGKILL_ && ignored(p, sig)) return;
+  if (discard(nullptr, p, sig)) return;
   record(&p->info_shared[sig - 1], sig, code, addr, pid);
   p->pending |= bit(sig);
+  readiness::notify();  // a signalfd reader or poller of a blocked signal looks again
   // Wake one thread that does not block it so it can take the signal.
   for (Task* t = sched::first_task(); t; t = sched::next_task(t)) {
     if (t->proc != p || t->state == Task::kDead) continue;
