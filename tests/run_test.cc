@@ -234,6 +234,7 @@ TEST_P(NativeJobs, RunawayLoopTimesOut) {
   RunResult r = run(j);
   EXPECT_EQ(r.reason, ExitReason::kTimeout);
   EXPECT_EQ(r.exit_code, 124);
+  EXPECT_EQ(r.stdout_data, "spinning\n");  // output written before the timeout is kept
   EXPECT_LT(r.timings.total_us, 5e6);
 }
 

@@ -126,6 +126,15 @@ static std::string hex(uint64_t v) {
 }
 
 Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline) {
+  auto stop = run_loop(channel, deadline);
+  // Whatever stopped the job (timeout, fault, a guest error), the output the guest kernel had
+  // already written into the channel buffers is the job's: drain it. A guest that corrupted
+  // the buffer lengths loses only that output; the stop reason stands.
+  if (stop.ok() && stop->kind != StopInfo::kFreezePoint) (void)channel.drain_output();
+  return stop;
+}
+
+Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point deadline) {
   kvm_run* run = vcpu_->run_struct();
   run->kvm_valid_regs = 0;  // ticks (and synced registers) start when the guest asks
   run->kvm_dirty_regs = 0;

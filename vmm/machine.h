@@ -83,6 +83,7 @@ class Machine {
       : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
 
   Status complete_pending_io();
+  Result<StopInfo> run_loop(ChannelDevice& channel, Clock::time_point deadline);
   // Preemption ticks (Channel.tick_*): follow the guest's wanted period; inject one tick.
   Status tick_period(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
   Status tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
