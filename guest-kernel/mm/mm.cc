@@ -121,11 +121,20 @@ uint64_t pte_flags(uint32_t prot) {
 }
 
 // Frees the memory behind a leaf entry (owned pages only) and clears it.
+// Frees the owned page behind a 4 KiB leaf. A page whose D bit is clear was never written since
+// it was mapped zeroed (the kernel sets D when it fills one through the direct map, see
+// map_page): it goes back as known-zero, so a later alloc() need not clear it. An exec maps an
+// 8 MiB stack of which a job writes a few pages: this saves zeroing the rest each time.
+void free_user_page(uint64_t e) {
+  if (e & kD) pmm::free(e & kAddrMask);
+  else pmm::free_clean(e & kAddrMask);
+}
+
 void release(uint64_t* leaf, bool huge) {
   uint64_t e = *leaf;
   if ((e & (kP | kBacked)) && !(e & kImage)) {
     if (huge) pmm::free_huge(e & kAddrMask & ~(kHuge - 1));
-    else pmm::free(e & kAddrMask);
+    else free_user_page(e);
   }
   *leaf = 0;
 }
@@ -214,25 +223,8 @@ constexpr int kUserEntries = 256;  // PML4 entries 0..255: the lower half, the j
 constexpr uint64_t kLeafFlags = kP | kW | kU | kA | kD | kBacked | kImage;
 
 // A page for a PML4 at an odd 4 KiB frame (GPA bit 12 set): PVM runs the vCPU in native mode
-// only with such a CR3 (docs/architecture.md, "PVM facts"; the boot PML4 is at 0x11000). Even
-// pages met on the way are held and given back at the end, so the free list cannot hand out
-// the same even page again. 0 when memory ran out.
-uint64_t alloc_pml4() {
-  constexpr int kTries = 32;
-  uint64_t held[kTries], pa = 0;
-  int n = 0;
-  while (n < kTries) {
-    uint64_t p = pmm::alloc();
-    if (!p) break;
-    if (p & kPage) {
-      pa = p;
-      break;
-    }
-    held[n++] = p;
-  }
-  for (int i = 0; i < n; i++) pmm::free(held[i]);
-  return pa;
-}
+// only with such a CR3 (docs/architecture.md, "PVM facts"; the boot PML4 is at 0x11000).
+uint64_t alloc_pml4() { return pmm::alloc_odd(); }
 
 // Frees every owned page and every page-table page below the user half of `pml4` and clears
 // its user entries. `pml4` must not be live: nothing is flushed.
@@ -251,7 +243,7 @@ void free_user_half(uint64_t pml4) {
         } else if (e & kP) {
           uint64_t* l1 = table(e);
           for (int l = 0; l < 512; l++)
-            if ((l1[l] & (kP | kBacked)) && !(l1[l] & kImage)) pmm::free(l1[l] & kAddrMask);
+            if ((l1[l] & (kP | kBacked)) && !(l1[l] & kImage)) free_user_page(l1[l]);
           pmm::free(e & kAddrMask);
         }
       }
@@ -416,16 +408,34 @@ int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
   }
   uint64_t flags = pte_flags(prot);
   for (uint64_t a = va; a < va + len;) {
-    // Whole, aligned 2 MiB stretches get one 2 MiB page: one PDE write instead of 512 PTEs.
+    // Whole, aligned 2 MiB stretches get a page table filled before it is linked: one write to
+    // the live tables (a trap on PVM) instead of 512. 4 KiB pages rather than one 2 MiB page so
+    // that fork copies only the 4 KiB pages a job wrote (their D bits): a dirty 2 MiB page has
+    // to be read whole, and reading guest pages the host never touched costs 40-100 us per
+    // 4 KiB here (docs/performance.md "fork").
     if (a % kHuge == 0 && va + len - a >= kHuge) {
       uint64_t* pde = pde_for(a, true);
-      if (pde && !(*pde & kP)) {
-        uint64_t pa = pmm::alloc_huge();
-        if (pa) {
-          *pde = pa | flags | kPs;
-          a += kHuge;
-          continue;
+      if (pde && !(*pde & (kP | kBacked))) {
+        uint64_t pt = pmm::alloc();
+        if (!pt) {
+          unmap(va, a - va);
+          return -ENOMEM;
         }
+        auto* t = phys<uint64_t>(pt);
+        for (uint64_t i = 0; i < 512; i++) {
+          uint64_t pa = pmm::alloc();
+          if (!pa) {
+            for (uint64_t j = 0; j < i; j++) pmm::free(t[j] & kAddrMask);
+            memset(t, 0, kPage);
+            pmm::free(pt);
+            unmap(va, a - va);
+            return -ENOMEM;
+          }
+          t[i] = pa | flags;
+        }
+        *pde = pt | kP | kW | kU;
+        a += kHuge;
+        continue;
       }
     }
     uint64_t* pte = pte_for(a, true);
