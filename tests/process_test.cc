@@ -272,6 +272,16 @@ TEST_F(Process, PosixTimersSigchldWaitidGroupsPdeathsig) {
   }
 }
 
+// Exits that must release what blocked threads hold, an exec'ing process with a blocked thread,
+// exec of the job's own program (/proc/self/exe), clone with an exit signal above 64.
+TEST_F(Process, ExitAndExecWithBlockedThreads) {
+  for (const char* v : {"exit_races.glibc", "exit_races.musl"}) {
+    SCOPED_TRACE(v);
+    RunResult r = run_like_host({{prog(v)}, "", "", std::chrono::seconds(30)});
+    EXPECT_NE(r.stdout_data.find("exec'd image runs: after a blocked thread\nexec child exit 0\n"), std::string::npos);
+  }
+}
+
 // The same kernel paths with PVM native mode off (the kernel's own code emulated): threads,
 // fork/exec/pipes and signal frames must not depend on the mode.
 TEST_F(Process, EmulatedModeThreadsForkSignals) {

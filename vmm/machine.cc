@@ -114,6 +114,7 @@ Status Machine::tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_poi
   std::memcpy(c->tick_regs, regs, sizeof regs);
   c->tick_count++;
   r.rip = c->tick_entry;
+  r.rflags &= ~0x10100ull;  // no single-step (TF) or resume flag (RF) into the trampoline
   if (!synced) return vcpu_->set_regs(r);
   run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
   return {};
@@ -144,11 +145,13 @@ Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point dea
   for (;;) {
     VF_ASSIGN(bool exited, vcpu_->run());
     if (!exited || run->exit_reason == KVM_EXIT_INTR) {
+      // Clear the kick flag before reading the clock: a deadline signal landing in between
+      // then still stops the next KVM_RUN at once.
+      run->immediate_exit = 0;
       if (Clock::now() >= deadline) {
         stop.kind = StopInfo::kTimeout;
         return stop;
       }
-      run->immediate_exit = 0;
       if (timer->period_ns()) VF_TRY(tick(channel, *timer, deadline));
       continue;
     }

@@ -41,6 +41,14 @@ constexpr uint64_t kKmallocMax = 2032;           // mm::kmalloc's largest size
 constexpr const char* kNeedsInterp = "program needs a dynamic loader";
 
 ProcInfo* g_info;  // the running process's
+// The first program's host path when it came as the VMM's image ("" otherwise): execve of it
+// (or of /proc/self/exe from it) loads the image again.
+char g_image_exe[fs::kPathMax];
+
+bool streq(const char* a, const char* b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
 
 void oom() { end_job(kReqMemLimit, 0); }
 
@@ -630,7 +638,19 @@ int64_t exec_prepare(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uen
   int64_t len = u.strlen(upath, fs::kPathMax);
   if (len < 0) return len == -E2BIG ? -ENAMETOOLONG : len;
   memcpy(path, reinterpret_cast<const void*>(upath), uint64_t(len));
-  fs::Node* n;
+  path[len] = 0;
+  fs::Node* n = nullptr;
+  // The job's own program, when it came as the VMM's image (a host path, no file in the tree):
+  // an exec of /proc/self/exe from it, or of that path, loads the image again.
+  bool own_image = false;
+  if (boot->program_bytes && g_image_exe[0] && !flags) {
+    bool self = streq(path, "/proc/self/exe") && streq(exe_path(), g_image_exe);
+    fs::Node* found;
+    own_image = self || (streq(path, g_image_exe) && fs::resolve(fs::cwd(), path, true, &found) != 0);
+  }
+  if (own_image) {
+    memcpy(filename, g_image_exe, strlen(g_image_exe) + 1);
+  } else {
   // A name relative to a directory fd becomes "/dev/fd/N/name" in AT_EXECFN (fs/exec.c
   // alloc_bprm), and the fd itself "/dev/fd/N".
   auto fd_name = [&](const char* rest) -> int64_t {
@@ -670,6 +690,7 @@ int64_t exec_prepare(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uen
   }
   if (fs::is_dir(n)) return -EACCES;
   if (int64_t r = check_exec_file(n)) return r;
+  }
 
   ExecImage* img = new_image();
   if (!img) return -ENOMEM;
@@ -687,7 +708,12 @@ int64_t exec_prepare(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uen
   if (r >= 0) r = push_user(u, a, uenvp, img->envc);
   if (r >= 0) r = push_user(u, a, uargv, img->argc);
   if (r >= 0 && !img->argc) r = a.push(""), img->argc = 1;
-  if (r >= 0) r = resolve_program(img, n, filename, nullptr);
+  if (r >= 0 && own_image) {
+    img->exe = dup_str(g_image_exe);
+    r = img->exe ? check_elf(img, image_source(), filename, nullptr) : -ENOMEM;
+  } else if (r >= 0) {
+    r = resolve_program(img, n, filename, nullptr);
+  }
   if (r < 0) {
     exec_free(img);
     return r;
@@ -801,6 +827,8 @@ void load(uint64_t* entry, uint64_t* sp) {
   } else {
     img->exe = dup_str(args.exe);
     if (!img->exe) oom();
+    uint64_t el = strlen(args.exe);
+    if (el < sizeof g_image_exe) memcpy(g_image_exe, args.exe, el + 1);
     r = check_elf(img, image_source(), filename, &f);
     if (r == -ENOMEM) oom();
     if (r < 0 && f.why == kNeedsInterp) panic("program needs a dynamic loader; build it with -static or give a root file system");

@@ -51,6 +51,7 @@ int64_t do_clone(uint64_t flags, uint64_t stack, uint64_t parent_tid, uint64_t c
   if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM)) return -EINVAL;
   if (flags & (CLONE_NEW_ANY | CLONE_PIDFD)) return -EINVAL;  // namespaces, pidfds: not here
   if ((flags & CLONE_SETTLS) && tls >= 0x800000000000ull) return -EPERM;
+  if (exit_signal < 0 || exit_signal > 64) return -EINVAL;  // valid_signal(), kernel/fork.c
   Task* self = sched::current();
   Process* cur = self->proc;
   Process* p = cur;
@@ -118,7 +119,7 @@ int64_t do_clone(uint64_t flags, uint64_t stack, uint64_t parent_tid, uint64_t c
   if (flags & CLONE_VFORK) {
     t->vfork_parent = self;
     self->vfork_done = false;
-    while (!self->vfork_done) sched::wait_uninterruptible(&g_vfork_wait);
+    while (!self->vfork_done && !self->exiting && !cur->exiting) sched::wait_uninterruptible(&g_vfork_wait);
   }
   return tid;
 }
@@ -146,6 +147,10 @@ int64_t sys_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp
   Task* t = sched::current();
   Process* p = t->proc;
   sched::kill_other_threads(t);
+  if (!sched::wait_other_threads_gone(t)) {
+    loader::exec_free(img);
+    exit_thread_now();
+  }
   t->tid = p->pid;  // the exec'ing thread becomes the leader (execve(2), "All threads ...")
   mm::Space* fresh = mm::space_create();
   if (!fresh) {
@@ -207,7 +212,7 @@ void process_exit(Process* p) {
   sched::SigAction& a = par->actions[SIGCHLD - 1];
   constexpr uint64_t SA_NOCLDWAIT = 2;
   bool autoreap = a.handler == 1 || (a.flags & SA_NOCLDWAIT);
-  if (p->exit_signal) {
+  if (p->exit_signal > 0 && p->exit_signal <= 64) {
     int st = p->wait_status;
     int32_t code = (st & 0x7f) == 0 ? CLD_EXITED : (st & 0x80) ? CLD_DUMPED : CLD_KILLED;
     signal::send_process(par, p->exit_signal, code, 0, p->pid);
@@ -386,7 +391,13 @@ bool dispatch(uint64_t nr, const uint64_t a[6], Regs* r, int64_t* ret) {
   Task* t = sched::current();
   Process* p = t->proc;
   switch (nr) {
-    case 56: *ret = do_clone(a[0], a[1], a[2], a[3], a[4], int(a[0] & 0xff), r); return true;
+    case 56: {
+      // Legacy clone takes the exit signal from the low byte; Linux accepts one above 64 and
+      // then just does not notify the parent.
+      int exit_signal = int(a[0] & 0xff);
+      *ret = do_clone(a[0] & ~0xffull, a[1], a[2], a[3], a[4], exit_signal > 64 ? 0 : exit_signal, r);
+      return true;
+    }
     case 435: *ret = sys_clone3(a[0], a[1], r); return true;
     case 57: *ret = do_clone(0, 0, 0, 0, 0, SIGCHLD, r); return true;                      // fork
     case 58: *ret = do_clone(CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, SIGCHLD, r); return true;  // vfork

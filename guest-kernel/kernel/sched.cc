@@ -496,19 +496,24 @@ uint64_t process_cpu_ns(Process* p) {
 }
 
 void kill_other_threads(Task* keep) {
-  Process* p = keep->proc;
-  for (Task* t = g_all; t;) {
-    Task* next = t->all_next;
-    if (t->proc == p && t != keep && t->state != Task::kDead) {
-      if (t->state == Task::kBlocked) wq_remove(t);
-      else rq_remove(t);
-      t->state = Task::kDead;
-      p->live_threads--;
-      p->cpu_ns_dead += t->cpu_ns;
-      free_task(t);
-    }
-    t = next;
+  // Each other thread leaves through its own kernel stack (its blocked call returns -EINTR, its
+  // exit_to_user sees `exiting`), so whatever its syscall holds (a pipe end, an epoll
+  // reference) is released on the way out.
+  for (Task* t = g_all; t; t = t->all_next) {
+    if (t->proc != keep->proc || t == keep || t->state == Task::kDead) continue;
+    t->exiting = true;
+    t->uninterruptible = false;
+    interrupt(t);
   }
+}
+
+bool wait_other_threads_gone(Task* self) {
+  Process* p = self->proc;
+  while (p->live_threads > 1) {
+    if (self->exiting || p->exiting) return false;  // another thread's exec or exit won
+    wait_uninterruptible(&p->thread_exit);
+  }
+  return !(self->exiting || p->exiting);
 }
 
 void exit_current() {
@@ -517,6 +522,7 @@ void exit_current() {
   account(t);
   p->cpu_ns_dead += t->cpu_ns;
   p->live_threads--;
+  wake_all(&p->thread_exit);
   t->state = Task::kDead;
   rq_remove(t);
   g_dead = t;
@@ -544,6 +550,7 @@ void tick(Regs* r) {
   r->cs = kUserCs;
   r->ss = kUserDs;
   r->orig_rax = ~0ull;  // not a syscall: nothing to restart
+  if (r->rip >= 0x800000000000ull) signal::die(11);  // only a job calling the pseudo-syscall itself
   run_deadlines();
   if (g_nrunnable > 1) schedule();
 }

@@ -326,14 +326,18 @@ int64_t sys_rt_sigreturn(Regs* r) {
   r->orig_rax = ~0ull;  // not a syscall any more: no restart logic on the way out
   if (m.fpstate) {
     if ((m.fpstate & 15) || !mm::user_ok(m.fpstate, 512, false)) die(SIGSEGV);
-    // FXRSTOR #GPs on reserved MXCSR bits: keep only the defined ones (mask at byte 28).
-    auto* fx = reinterpret_cast<uint8_t*>(m.fpstate);
+    // FXRSTOR #GPs on reserved MXCSR bits: restore from a kernel copy with only the defined
+    // bits (the job's page may be read-only, so it is not changed in place).
+    alignas(16) uint8_t fx[512];
+    memcpy(fx, reinterpret_cast<const void*>(m.fpstate), sizeof fx);
     uint32_t mxcsr;
     memcpy(&mxcsr, fx + 24, 4);
     mxcsr &= 0xffff;
     memcpy(fx + 24, &mxcsr, 4);
-    asm volatile("fxrstor64 %0" ::"m"(*reinterpret_cast<const uint8_t(*)[512]>(fx)));
+    asm volatile("fxrstor64 %0" ::"m"(fx));
   }
+  // A non-canonical or kernel-half RIP would fault IRETQ in the kernel: the job's SIGSEGV.
+  if (r->rip >= 0x800000000000ull) die(SIGSEGV);
   t->sigmask = f->uc.sigmask & ~kUnblockable;
   // uc_stack: restore the alternate stack as it was (restore_altstack).
   if (!on_altstack(t, r->rsp)) {

@@ -236,7 +236,7 @@ int64_t sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold) {
     timeval tv[2];
     if (!get_user(tv, unew, sizeof tv)) return -EFAULT;
     for (auto& t : tv)
-      if (t.tv_sec < 0 || t.tv_usec < 0 || t.tv_usec >= 1000000) return -EINVAL;
+      if (t.tv_sec < 0 || t.tv_sec > 10000000000ll || t.tv_usec < 0 || t.tv_usec >= 1000000) return -EINVAL;
     uint64_t interval = uint64_t(tv[0].tv_sec) * 1000000000 + uint64_t(tv[0].tv_usec) * 1000;
     uint64_t value = uint64_t(tv[1].tv_sec) * 1000000000 + uint64_t(tv[1].tv_usec) * 1000;
     it.interval_ns = interval;
@@ -246,7 +246,8 @@ int64_t sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold) {
   return 0;
 }
 
-int64_t sys_alarm(uint64_t secs) {
+int64_t sys_alarm(uint64_t secs_arg) {
+  uint64_t secs = uint32_t(secs_arg);  // alarm(2) takes an unsigned int
   sched::Process* p = sched::current_proc();
   sched::ITimer& it = p->itimer[0];
   uint64_t now = clock::monotonic_ns();

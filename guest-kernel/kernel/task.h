@@ -98,6 +98,7 @@ struct Process {
   uint64_t pending;          // process-directed pending signals
   SigInfo info_shared[64];
   WaitQueue child_wait;      // wait4 callers; woken when a child changes state
+  WaitQueue thread_exit;     // execve waiting for the other threads to leave
   ITimer itimer[3];          // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
   uint64_t cpu_ns_dead;      // CPU time of exited threads
   uint64_t children_cpu_ns;  // reaped children's CPU time (RUSAGE_CHILDREN)
@@ -123,8 +124,12 @@ Process* first_process();
 Process* next_process(Process* p);
 /// Frees a zombie process whose status was collected (or nobody will collect).
 void reap(Process* p);
-/// Ends every thread of the current process but `keep` (exit_group, execve).
+/// Asks every thread of `keep`'s process but `keep` to leave (exit_group, execve): each is
+/// interrupted and exits at its next return towards the job.
 void kill_other_threads(Task* keep);
+/// Blocks (uninterruptibly) until `self` is the only thread of its process (execve); false if
+/// `self` was itself told to leave meanwhile (another thread's exec or exit_group won).
+bool wait_other_threads_gone(Task* self);
 /// Wakes up to `max` waiters of `q` for which match(task, arg) holds; returns how many.
 int wake_if(WaitQueue* q, int max, bool (*match)(Task*, void*), void* arg);
 /// A preemption tick arrived (the kNrTick pseudo-syscall): load the job's registers the VMM

@@ -74,7 +74,8 @@ bool get_ts(uint64_t u, uint64_t* ns) {
   timespec ts;
   if (!mm::user_ok(u, sizeof ts, false)) return false;
   memcpy(&ts, reinterpret_cast<const void*>(u), sizeof ts);
-  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return false;
+  // Beyond ~317 years a time is "never" in practice; refusing it keeps the ns sums from wrapping.
+  if (ts.tv_sec < 0 || ts.tv_sec > 10000000000ll || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return false;
   *ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
   return true;
 }
