@@ -734,6 +734,9 @@ void exec_commit(ExecImage* img, uint64_t* entry, uint64_t* sp) {
     start = map_elf(file_source(img->interp), img->ieh, img->iph, interp_base).entry;
   }
 
+  // The stack is written through user addresses: load the space (execve maps the program into
+  // a staged one, mm::space_stage).
+  mm::space_activate(mm::current_space());
   // Stack: [kUserMax - stack_bytes, kUserMax), mapped eagerly (see mm.h), with room for the
   // strings and vectors even under a small RLIMIT_STACK.
   ArgArea& a = img->args;

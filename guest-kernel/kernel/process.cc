@@ -158,9 +158,10 @@ int64_t sys_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp
     signal::die(9);
   }
   mm::Space* old = p->space;
-  mm::space_activate(fresh);
+  // The new program is mapped into the fresh space while it is only staged (not in CR3), so its
+  // page-table writes do not trap; exec_commit loads it before it writes the stack.
+  mm::space_stage(fresh);
   p->space = fresh;
-  mm::space_put(old);
   files::close_on_exec(p->files);
   timer::release(p);  // execve(2): POSIX timers are not preserved
   p->brk_start = p->brk = 0;
@@ -174,6 +175,7 @@ int64_t sys_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp
   arch::wrmsr(arch::kMsrFsBase, 0);
   uint64_t entry, sp;
   loader::exec_commit(img, &entry, &sp);
+  mm::space_put(old);
   p->info = loader::current_info();
   release_vfork(t);
   // A fresh FPU (FNINIT, default MXCSR) and zeroed registers, as the psABI's process entry.

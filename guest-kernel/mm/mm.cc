@@ -41,6 +41,7 @@ namespace {
 // The boot space's descriptor is static: it exists before the page allocator does.
 Space g_boot_space{kPageTableGpa, 1, 0, 0, {}};
 Space* g_cur = &g_boot_space;
+Space* g_loaded = &g_boot_space;  // the space in CR3 (differs from g_cur while one is staged)
 
 Vma& vma(Space* s, int i) { return s->chunks[i / kVmasPerChunk][i % kVmasPerChunk]; }
 Vma& vma(int i) { return vma(g_cur, i); }
@@ -385,17 +386,20 @@ Space* space_fork(Space* src) {
 }
 
 void space_activate(Space* s) {
-  if (s == g_cur) return;
   g_cur = s;
+  if (s == g_loaded) return;
+  g_loaded = s;
   arch::write_cr3(s->pml4);
 }
+
+void space_stage(Space* s) { g_cur = s; }
 
 void space_get(Space* s) { s->refs++; }
 
 void space_put(Space* s) {
   if (s->refs <= 0) panic("space_put: no reference left");
   if (--s->refs) return;
-  if (s == g_cur) panic("space_put: freeing the address space loaded in CR3");
+  if (s == g_cur || s == g_loaded) panic("space_put: freeing the current or loaded address space");
   destroy(s);
 }
 
@@ -423,7 +427,7 @@ int64_t map_anon(uint64_t va, uint64_t len, uint32_t prot) {
         }
         auto* t = phys<uint64_t>(pt);
         for (uint64_t i = 0; i < 512; i++) {
-          uint64_t pa = pmm::alloc();
+          uint64_t pa = pmm::alloc_cold();
           if (!pa) {
             for (uint64_t j = 0; j < i; j++) pmm::free(t[j] & kAddrMask);
             memset(t, 0, kPage);

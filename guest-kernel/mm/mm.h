@@ -58,6 +58,10 @@ Space* space_fork(Space* src);
 /// Makes `s` the current space and loads its PML4 into CR3 (which also flushes the TLB). A no-op
 /// if `s` is already current. The caller holds a reference to `s`.
 void space_activate(Space* s);
+/// Makes `s` the space every call below acts on WITHOUT loading it into CR3: its tables are not
+/// live, so filling them costs no write traps (execve maps the new program this way), but user
+/// addresses still reach the loaded space. space_activate(s) loads it.
+void space_stage(Space* s);
 /// Takes one more reference to `s` (a new thread, a vfork child).
 void space_get(Space* s);
 /// Drops one reference; the last one frees every page `s` owns, its page-table pages, its VMA

@@ -16,6 +16,10 @@ inline uint64_t huge_up(uint64_t v) { return (v + kHugePage - 1) & ~(kHugePage -
 void init(uint64_t start, uint64_t end);
 /// A zeroed 4 KiB page's guest-physical address, or 0 when guest memory is exhausted.
 uint64_t alloc();
+/// A zeroed 4 KiB page that is likely not backed by the host yet (known-zero or fresh memory,
+/// else any): for large mappings a job touches sparsely (stacks), so that alloc() keeps the
+/// host-backed pages for what is written at once. 0 when guest memory is exhausted.
+uint64_t alloc_cold();
 /// A zeroed 4 KiB page at an odd frame (GPA bit 12 set), for a PML4 (PVM runs native mode only
 /// with such a CR3, docs/architecture.md); 0 when memory ran out.
 uint64_t alloc_odd();
