@@ -139,7 +139,8 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
       f.kind = "signal";
       f.signal = int(ch.exit_status & 0x7f);
       f.name = signal_name(f.signal);
-      f.message = "the job raised " + f.name;
+      // The kernel names a reason it chose the signal itself (a deadlock), else the job raised it.
+      f.message = msg.empty() ? "the job raised " + f.name : msg;
       crash(f);
       return;
     }

@@ -435,6 +435,23 @@ TEST_F(Process, ThreadBombEndsByMemory) {
 }
 
 // One vCPU: only a preemption tick lets main run again beside the spinner and end the job.
+// Every task waits with no deadline: the kernel ends the job at once and says why, instead of
+// letting it sit until the timeout. A stack overflow in native mode cannot take a fault frame:
+// the VM shuts down and the job is reported as SIGSEGV (exit 139) with where it was.
+TEST_F(Process, DeadlockAndStackOverflowAreNamed) {
+  RunResult d = run({{prog("stuck.glibc"), "deadlock"}, "", "", std::chrono::seconds(20)});
+  EXPECT_EQ(d.stdout_data, "stuck: deadlock\n");
+  EXPECT_EQ(d.reason, ExitReason::kCrashed);
+  ASSERT_TRUE(d.fault.has_value());
+  EXPECT_NE(d.fault->message.find("deadlock"), std::string::npos) << d.fault->message;
+  EXPECT_LT(d.timings.total_us, 10e6);
+  RunResult o = run({{prog("stuck.glibc"), "overflow"}, "", "", std::chrono::seconds(20)});
+  EXPECT_EQ(o.stdout_data, "stuck: overflow\n");
+  EXPECT_EQ(o.reason, ExitReason::kCrashed);
+  EXPECT_EQ(o.exit_code, 139);
+  expect_vmfork_still_works();
+}
+
 TEST_F(Process, SpinningThreadBesideExitingMain) {
   for (const char* v : {"spin_beside.glibc", "spin_beside.musl"}) {
     SCOPED_TRACE(v);

@@ -207,9 +207,16 @@ Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point dea
       case KVM_EXIT_HLT:
         stop.detail = "guest executed HLT";
         return stop;
-      case KVM_EXIT_SHUTDOWN:
+      case KVM_EXIT_SHUTDOWN: {
         stop.detail = "triple fault (KVM_EXIT_SHUTDOWN)";
+        // In PVM native mode a fault in the job pushes its frame on the job's own stack; when
+        // that stack is exhausted the push faults again and the VM shuts down.
+        kvm_regs r;
+        if (vcpu_->get_regs(&r).ok() && r.rip < 0x800000000000ull)
+          stop.detail += " in the job at rip " + hex(r.rip) + ", rsp " + hex(r.rsp) +
+                         ": a fault whose frame could not be pushed on the job's stack (stack overflow?)";
         return stop;
+      }
       case KVM_EXIT_MMIO:
         stop.detail = "access to unmapped guest-physical address " + hex(run->mmio.phys_addr);
         return stop;

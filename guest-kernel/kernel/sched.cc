@@ -193,6 +193,8 @@ void idle() {
   }
   if (earliest == ~0ull) {
     files::flush();
+    const char msg[] = "deadlock: every task of the job waits and none has a deadline";
+    memcpy(chan->panic_msg, msg, sizeof msg);
     end_job(kReqSignal, SIGKILL);
   }
   uint64_t now = clock::monotonic_ns();
