@@ -104,6 +104,20 @@ const Script kScripts[] = {
      "open('/tmp/t.txt', 'w').write('x' * 10); print(os.path.getsize('/tmp/t.txt'))\n",
      ""},
     {"atexit.py", "import atexit\natexit.register(lambda: print('bye'))\nprint('hi')\n", ""},
+    // Threads, a subprocess and a fork from a warm clone (the template froze one thread).
+    {"procs.py",
+     "import os, subprocess, sys, threading\n"
+     "out = []\n"
+     "ts = [threading.Thread(target=lambda i=i: out.append(i * i)) for i in range(4)]\n"
+     "[t.start() for t in ts]; [t.join() for t in ts]\n"
+     "print(sorted(out))\n"
+     "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout.strip())\n"
+     "r, w = os.pipe()\n"
+     "pid = os.fork()\n"
+     "if pid == 0:\n    os.write(w, b'from the child'); os._exit(3)\n"
+     "os.close(w)\n"
+     "print(os.read(r, 100).decode(), os.waitpid(pid, 0)[1] >> 8)\n",
+     ""},
 };
 
 TEST_F(WarmPython, ScriptsMatchHostPython) {
