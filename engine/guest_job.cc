@@ -111,8 +111,24 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
       r->reason = ExitReason::kOutputLimit;
       r->exit_code = 128 + 25;  // SIGXFSZ, as for a file size limit
       return;
-    case vmm::StopInfo::kFreezePoint:  // only a template creation asks for one
-    case vmm::StopInfo::kGuestError: {
+    case vmm::StopInfo::kGuestError:
+      if (stop.user_shutdown) {
+        // The job's stack overflowed (or RSP left its memory): report the page fault the CPU
+        // could not deliver, as SIGSEGV at the address below RSP that the frame push hit.
+        Fault f;
+        f.kind = "exception";
+        f.vector = 14;
+        f.name = exception_name(14);
+        f.rip = stop.shutdown_rip;
+        f.address = stop.shutdown_rsp - 8;
+        f.error_code = 0x6;  // a user-mode write to a page not present
+        f.signal = 11;
+        f.message = "stack overflow: " + stop.detail;
+        crash(f);
+        return;
+      }
+      [[fallthrough]];
+    case vmm::StopInfo::kFreezePoint: {  // only a template creation asks for one
       Fault f;
       f.kind = stop.detail.rfind("triple", 0) == 0 ? "triple-fault" : "vm-exit";
       f.message = stop.kind == vmm::StopInfo::kFreezePoint

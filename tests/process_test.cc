@@ -449,6 +449,10 @@ TEST_F(Process, DeadlockAndStackOverflowAreNamed) {
   EXPECT_EQ(o.stdout_data, "stuck: overflow\n");
   EXPECT_EQ(o.reason, ExitReason::kCrashed);
   EXPECT_EQ(o.exit_code, 139);
+  ASSERT_TRUE(o.fault.has_value());
+  EXPECT_EQ(o.fault->vector, 14u);
+  EXPECT_FALSE(o.fault->in_kernel);
+  EXPECT_NE(o.fault->message.find("stack overflow"), std::string::npos) << o.fault->message;
   expect_vmfork_still_works();
 }
 

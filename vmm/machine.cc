@@ -212,9 +212,13 @@ Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point dea
         // In PVM native mode a fault in the job pushes its frame on the job's own stack; when
         // that stack is exhausted the push faults again and the VM shuts down.
         kvm_regs r;
-        if (vcpu_->get_regs(&r).ok() && r.rip < 0x800000000000ull)
+        if (vcpu_->get_regs(&r).ok() && r.rip < 0x800000000000ull) {
+          stop.user_shutdown = true;
+          stop.shutdown_rip = r.rip;
+          stop.shutdown_rsp = r.rsp;
           stop.detail += " in the job at rip " + hex(r.rip) + ", rsp " + hex(r.rsp) +
-                         ": a fault whose frame could not be pushed on the job's stack (stack overflow?)";
+                         ": a fault whose frame could not be pushed on the job's stack (stack overflow)";
+        }
         return stop;
       }
       case KVM_EXIT_MMIO:

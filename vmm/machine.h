@@ -31,6 +31,10 @@ struct StopInfo {
   uint32_t request = 0;   // kJobEnded: the abi::Request
   std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
   uint64_t exits = 0;     // VM exits taken during this run
+  // kGuestError from a triple fault while the vCPU ran the job (PVM native mode pushes a fault's
+  // frame on the job's stack; with the stack exhausted that push faults too): where it was.
+  bool user_shutdown = false;
+  uint64_t shutdown_rip = 0, shutdown_rsp = 0;
 };
 
 class Machine {
