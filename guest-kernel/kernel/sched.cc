@@ -1,8 +1,8 @@
 // Tasks and the round-robin scheduler (see sched.h, task.h). Runnable tasks sit on one circular
 // run queue; a blocked task is off it, on at most one WaitQueue, with an optional deadline. When
 // nothing is runnable the vCPU sleeps in the VMM (kReqSleep) until the earliest deadline.
-// Preemption: while more than one task is runnable or an interval timer is armed, the kernel asks
-// the VMM for ticks (Channel.tick_ns, docs/guest-abi.md "Preemption").
+// Preemption: while more than one task is runnable, a task sleeps with a deadline or a timer is
+// armed, the kernel asks the VMM for ticks (Channel.tick_ns, docs/guest-abi.md "Preemption").
 #include "kernel/sched.h"
 
 #include "arch/arch.h"
