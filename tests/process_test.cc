@@ -285,9 +285,16 @@ TEST_F(Process, ExitAndExecWithBlockedThreads) {
 // The same kernel paths with PVM native mode off (the kernel's own code emulated): threads,
 // fork/exec/pipes and signal frames must not depend on the mode.
 TEST_F(Process, EmulatedModeThreadsForkSignals) {
-  for (const char* v : {"threads_sync.glibc", "fork_wait.musl", "pipe_procs.glibc"}) {
+  for (const char* v : {"threads_sync.glibc", "fork_wait.musl", "pipe_procs.glibc", "timers_signals.musl",
+                        "exit_races.glibc", "cxx_threads.glibc"}) {
     SCOPED_TRACE(v);
     Job j{{prog(v)}};
+    j.accel = vmm::AccelRequest::kEmulated;
+    run_like_host(j);
+  }
+  for (const char* mode : {"hello", "goroutines", "gc"}) {
+    SCOPED_TRACE(mode);
+    Job j{{prog("go_process"), mode}};
     j.accel = vmm::AccelRequest::kEmulated;
     run_like_host(j);
   }

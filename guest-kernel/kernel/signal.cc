@@ -139,6 +139,7 @@ bool setup_frame(Task* t, Regs* r, int sig, const SigAction& act, const SigInfo&
   if (sig == SIGCHLD) f->info.child = {si.pid, 1000, si.status, 0};
   else if (si.code == kCodeUser || si.code == kCodeTkill) f->info.child = {si.pid, 1000, 0, 0};
   else if (si.code == kCodeTimer) f->info.timer = {0, 0, si.addr};
+  else if (si.code < 0) f->info.timer = {si.pid, 1000, si.addr};  // _rt: pid, uid, si_value
   else f->info.addr = si.addr;
   r->rsp = sp;
   r->rip = act.handler;
@@ -463,6 +464,31 @@ int64_t sys_kill(int64_t pid, uint64_t sig) {
   return found ? 0 : -ESRCH;
 }
 
+// rt_sigqueueinfo(2) / rt_tgsigqueueinfo(2): a signal with the caller's siginfo (si_code and
+// si_value; pid and uid are the caller's). Only negative si_codes other than SI_TKILL may be
+// sent to another process, as Linux checks.
+int64_t sys_sigqueueinfo(int64_t tgid, int64_t tid, uint64_t sig, uint64_t uinfo) {
+  if (sig < 1 || sig > 64) return -EINVAL;
+  int32_t head[8];
+  if (!mm::user_ok(uinfo, sizeof head, false)) return -EFAULT;
+  memcpy(head, reinterpret_cast<const void*>(uinfo), sizeof head);
+  int32_t code = head[2];
+  uint64_t value;
+  memcpy(&value, head + 6, 8);
+  Process* self = sched::current_proc();
+  if ((code >= 0 || code == kCodeTkill) && tgid != self->pid) return -EPERM;
+  if (tid > 0) {
+    Task* t = sched::find_task(int32_t(tid));
+    if (!t || t->proc->pid != tgid) return -ESRCH;
+    send_task(t, int(sig), code, value, self->pid);
+    return 0;
+  }
+  Process* p = sched::find_process(int32_t(tgid));
+  if (!p || p->zombie) return -ESRCH;
+  send_process(p, int(sig), code, value, self->pid);
+  return 0;
+}
+
 int64_t sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig) {
   if (sig > 64 || tid <= 0) return -EINVAL;
   Task* t = sched::find_task(int32_t(tid));
@@ -486,6 +512,8 @@ bool dispatch(uint64_t nr, const uint64_t a[6], Regs* r, int64_t* ret) {
     case 62: *ret = sys_kill(int32_t(a[0]), uint32_t(a[1])); return true;
     case 200: *ret = sys_tgkill(-1, int32_t(a[0]), uint32_t(a[1])); return true;   // tkill
     case 234: *ret = sys_tgkill(int32_t(a[0]), int32_t(a[1]), uint32_t(a[2])); return true;
+    case 129: *ret = sys_sigqueueinfo(int32_t(a[0]), 0, uint32_t(a[1]), a[2]); return true;
+    case 297: *ret = sys_sigqueueinfo(int32_t(a[0]), int32_t(a[1]), uint32_t(a[2]), a[3]); return true;
     case 34:                                                              // pause
       while (sched::wait(nullptr, 0) != -EINTR) {
       }

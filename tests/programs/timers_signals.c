@@ -24,6 +24,13 @@ static void on_rt(int sig, siginfo_t* si, void* uc) {
   rt_value = si->si_value.sival_int;
 }
 static void on_vt(int sig) { got_vt = sig; }
+static volatile sig_atomic_t q_code, q_value, q_pid_ok;
+static void on_queue(int sig, siginfo_t* si, void* uc) {
+  (void)sig, (void)uc;
+  q_code = si->si_code;
+  q_value = si->si_value.sival_int;
+  q_pid_ok = si->si_pid == getpid();
+}
 static void on_chld(int sig, siginfo_t* si, void* uc) {
   (void)sig, (void)uc;
   chld_code = si->si_code;
@@ -153,5 +160,15 @@ int main(void) {
   close(fds[1]);
   char c;
   printf("pdeathsig: grandchild %s\n", read(fds[0], &c, 1) == 0 ? "gone" : "alive");
+
+  /* 8. sigqueue: the handler gets SI_QUEUE, the value and the sender's pid. */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_queue;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGUSR1, &sa, 0);
+  union sigval v;
+  v.sival_int = 77;
+  sigqueue(getpid(), SIGUSR1, v);
+  printf("sigqueue: SI_QUEUE %d value %d own pid %d\n", q_code == SI_QUEUE, (int)q_value, (int)q_pid_ok);
   return 0;
 }
