@@ -3,6 +3,7 @@
 
 #include "arch/arch.h"
 #include "kernel.h"
+#include "mm/mm.h"
 
 namespace k::clock {
 namespace {
@@ -29,6 +30,13 @@ uint64_t monotonic_ns() { return kMonotonicBase + since_ref(); }
 uint64_t cputime_ns() {
   uint64_t now = arch::rdtsc(), start = chan->tsc_user_entry;
   return start && now > start ? tsc_to_ns(now - start) : 0;
+}
+
+int64_t read_timespec(uint64_t uaddr, timespec* ts) {
+  if (!mm::user_ok(uaddr, sizeof *ts, false)) return -EFAULT;
+  memcpy(ts, reinterpret_cast<const void*>(uaddr), sizeof *ts);
+  if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000) return -EINVAL;
+  return 0;
 }
 
 }  // namespace k::clock

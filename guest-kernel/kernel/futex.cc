@@ -49,10 +49,8 @@ int64_t do_wait(uint64_t uaddr, uint32_t val, uint64_t utimeout, uint32_t bitset
   uint64_t deadline = 0;
   if (utimeout) {
     timespec ts;
-    if (!mm::user_ok(utimeout, sizeof ts, false)) return -EFAULT;
-    memcpy(&ts, reinterpret_cast<const void*>(utimeout), sizeof ts);
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return -EINVAL;
-    uint64_t ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+    if (int64_t r = clock::read_timespec(utimeout, &ts)) return r;
+    uint64_t ns = clock::to_ns(ts);
     uint64_t mono = clock::monotonic_ns();
     if (!absolute) deadline = mono + ns;
     else if (realtime) {

@@ -409,10 +409,8 @@ int64_t sys_rt_sigtimedwait(uint64_t uset, uint64_t uinfo, uint64_t uts, uint64_
   uint64_t deadline = 0;
   if (uts) {
     timespec ts;
-    if (!mm::user_ok(uts, sizeof ts, false)) return -EFAULT;
-    memcpy(&ts, reinterpret_cast<const void*>(uts), sizeof ts);
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return -EINVAL;
-    deadline = clock::monotonic_ns() + uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+    if (int64_t r = clock::read_timespec(uts, &ts)) return r;
+    deadline = clock::monotonic_ns() + clock::to_ns(ts);
     if (deadline == 0) deadline = 1;
   }
   Task* t = sched::current();

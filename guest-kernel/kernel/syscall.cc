@@ -204,9 +204,8 @@ int64_t clock_ns(uint64_t id, uint64_t* ns) {
 // ends the sleep early with -EINTR and, for a relative sleep, the time left in `urem`.
 int64_t sys_nanosleep(uint64_t clk, uint64_t flags, uint64_t ureq, uint64_t urem) {
   timespec req;
-  if (!get_user(&req, ureq, sizeof req)) return -EFAULT;
-  if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return -EINVAL;
-  uint64_t ns = uint64_t(req.tv_sec) * 1000000000 + uint64_t(req.tv_nsec), now;
+  if (int64_t r = clock::read_timespec(ureq, &req)) return r;
+  uint64_t ns = clock::to_ns(req), now;
   int64_t r = clock_ns(clk, &now);
   if (r) return r;
   uint64_t delta = (flags & TIMER_ABSTIME) ? (ns > now ? ns - now : 0) : ns;

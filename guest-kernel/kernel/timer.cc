@@ -72,11 +72,9 @@ int64_t sys_timer_create(uint64_t clk, uint64_t uevent, uint64_t uid) {
 
 bool get_ts(uint64_t u, uint64_t* ns) {
   timespec ts;
-  if (!mm::user_ok(u, sizeof ts, false)) return false;
-  memcpy(&ts, reinterpret_cast<const void*>(u), sizeof ts);
   // Beyond ~317 years a time is "never" in practice; refusing it keeps the ns sums from wrapping.
-  if (ts.tv_sec < 0 || ts.tv_sec > 10000000000ll || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return false;
-  *ns = uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+  if (clock::read_timespec(u, &ts) || ts.tv_sec > 10000000000ll) return false;
+  *ns = clock::to_ns(ts);
   return true;
 }
 
