@@ -5,6 +5,7 @@
 #include "fs/files.h"
 #include "fs/loader.h"
 #include "kernel/clock.h"
+#include "kernel/task.h"
 #include "kernel/random.h"
 #include "mm/kmalloc.h"
 #include "mm/mm.h"
@@ -34,6 +35,11 @@ struct Out {
     for (int i = 0; i < l; i++) r[i] = b[l - 1 - i];
     put(r, uint64_t(l));
   }
+  void field(const char* key, uint64_t v) {
+    str(key);
+    num(v);
+    str("\n");
+  }
   void kv(const char* key, uint64_t kb) {
     str(key);
     num(kb);
@@ -58,10 +64,19 @@ void gen_maps(Out& o) {
   }
 }
 
+// The reading process's ids (/proc/self is the caller, as on Linux).
+uint64_t ppid_of(const sched::Process* p) { return p->parent ? uint64_t(p->parent->pid) : 0; }
+
 void gen_status(Out& o) {
   uint64_t rss_kb = pmm::used() * 4, peak_kb = chan->pages_peak * 4;
-  o.str("Name:\tjob\nUmask:\t0022\nState:\tR (running)\nTgid:\t1\nNgid:\t0\nPid:\t1\nPPid:\t0\n");
-  o.str("Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t1024\nThreads:\t1\n");
+  const sched::Process* p = sched::current_proc();
+  o.str("Name:\tjob\nUmask:\t0022\nState:\tR (running)\n");
+  o.field("Tgid:\t", uint64_t(p->pid));
+  o.str("Ngid:\t0\n");
+  o.field("Pid:\t", uint64_t(sched::current()->tid));
+  o.field("PPid:\t", ppid_of(p));
+  o.str("Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t1024\n");
+  o.field("Threads:\t", uint64_t(p->live_threads));
   o.kv("VmPeak:\t", peak_kb);
   o.kv("VmSize:\t", rss_kb);
   o.kv("VmHWM:\t", peak_kb);
@@ -172,14 +187,25 @@ Node* proc_generate(const Node* g) {
   Node* n = new_anonymous_file();
   if (!n) return nullptr;
   Out o{n};
-  uint64_t up = clock::monotonic_ns(), cpu = clock::cputime_ns() / 10000000;
+  sched::Process* self = sched::current_proc();
+  uint64_t up = clock::monotonic_ns(), cpu = sched::process_cpu_ns(self) / 10000000;
+  uint64_t all_cpu = clock::cputime_ns() / 10000000;  // the whole job (/proc/stat)
   switch (g->proc_arg) {
     case kMaps: gen_maps(o); break;
     case kStatus: gen_status(o); break;
-    case kStat:
-      o.str("1 (job) R 0 1 1 0 -1 4194304 0 0 0 0 ");
+    case kStat:  // proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags ... utime ...
+      o.num(uint64_t(self->pid));
+      o.str(" (job) R ");
+      o.num(ppid_of(self));
+      o.str(" ");
+      o.num(uint64_t(self->pgid));
+      o.str(" ");
+      o.num(uint64_t(self->sid));
+      o.str(" 0 -1 4194304 0 0 0 0 ");
       o.num(cpu);
-      o.str(" 0 0 0 20 0 1 0 0 ");
+      o.str(" 0 0 0 20 0 ");
+      o.num(uint64_t(self->live_threads));
+      o.str(" 0 0 ");
       o.num(pmm::used() * kPage);
       o.str(" ");
       o.num(pmm::used());
@@ -191,9 +217,9 @@ Node* proc_generate(const Node* g) {
     case kMeminfo: gen_meminfo(o); break;
     case kSysStat:
       o.str("cpu  ");
-      o.num(cpu);
+      o.num(all_cpu);
       o.str(" 0 0 0 0 0 0 0 0 0\ncpu0 ");
-      o.num(cpu);
+      o.num(all_cpu);
       o.str(" 0 0 0 0 0 0 0 0 0\nbtime ");
       o.num((clock::realtime_ns() - up) / 1000000000);
       o.str("\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n");

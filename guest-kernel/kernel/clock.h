@@ -14,7 +14,8 @@ void init();
 uint64_t realtime_ns();
 /// Nanoseconds on a clock that never goes back (starts near 1 s at boot).
 uint64_t monotonic_ns();
-/// Nanoseconds since the job's first instruction (the job's CPU time: it has the vCPU alone).
+/// Nanoseconds since the job's first instruction: the CPU time of the whole job, whose tasks
+/// share the one vCPU (per-task and per-process times: sched::task_cpu_ns, process_cpu_ns).
 uint64_t cputime_ns();
 /// TSC ticks to nanoseconds.
 uint64_t tsc_to_ns(uint64_t ticks);

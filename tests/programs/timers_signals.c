@@ -24,6 +24,14 @@ static void on_rt(int sig, siginfo_t* si, void* uc) {
   rt_value = si->si_value.sival_int;
 }
 static void on_vt(int sig) { got_vt = sig; }
+static void show_stat(const char* who) {
+  int pid = 0, ppid = 0, pgrp = 0;
+  char state = 0;
+  FILE* f = fopen("/proc/self/stat", "r");
+  if (!f || fscanf(f, "%d (%*[^)]) %c %d %d", &pid, &state, &ppid, &pgrp) != 4) printf("%s: no stat\n", who);
+  else printf("%s: /proc/self/stat pid %d ppid %d pgrp %d\n", who, pid == getpid(), ppid == getppid(), pgrp == getpgrp());
+  if (f) fclose(f);
+}
 static volatile sig_atomic_t q_code, q_value, q_pid_ok;
 static void on_queue(int sig, siginfo_t* si, void* uc) {
   (void)sig, (void)uc;
@@ -170,5 +178,16 @@ int main(void) {
   v.sival_int = 77;
   sigqueue(getpid(), SIGUSR1, v);
   printf("sigqueue: SI_QUEUE %d value %d own pid %d\n", q_code == SI_QUEUE, (int)q_value, (int)q_pid_ok);
+
+  /* 9. /proc/self is the reader: a forked child sees its own ids. */
+  show_stat("parent");
+  fflush(stdout);
+  p = fork();
+  if (p == 0) {
+    show_stat("child");
+    fflush(stdout);
+    _exit(0);
+  }
+  waitpid(p, &st, 0);
   return 0;
 }
