@@ -49,7 +49,7 @@ static int vmfork_main(int argc, char** argv) {
   // ---- run
   auto* run = app.add_subcommand("run", "Boot a fresh VM and run one static x86-64 program in it");
   std::string accel = "auto", mem = "256M", timeout = "30s", max_output = "64M", stack = "8M";
-  bool json = false, verbose = false, inherit_env = false;
+  bool json = false, verbose = false, inherit_env = false, no_seccomp = false;
   std::vector<std::string> envs, command;
   run->add_option("--accel", accel, "auto|native|emulated|hardware")->capture_default_str();
   run->add_option("--mem", mem, "guest memory size (e.g. 256M, 1G)")->capture_default_str();
@@ -64,6 +64,8 @@ static int vmfork_main(int argc, char** argv) {
   run->add_flag("--inherit-env", inherit_env, "pass vmfork's own environment to the job");
   run->add_flag("--json", json, "print one JSON result object instead of streaming output");
   run->add_flag("--verbose", verbose, "show the guest kernel's serial log on stderr");
+  run->add_flag("--no-seccomp", no_seccomp,
+                "run the guest without the job-thread seccomp filter (for debugging; see README)");
   std::string template_name, store;
   run->add_option("--template", template_name, "run in a clone of this template instead of a cold VM");
   run->add_option("--store", store, "template store directory (with --template)");
@@ -152,6 +154,7 @@ static int vmfork_main(int argc, char** argv) {
   if (!t.ok()) return fail("--timeout: " + t.error().message());
   spec.timeout = *t;
   spec.verbose = verbose;
+  spec.seccomp = !no_seccomp;
   spec.max_procs = max_procs;
   if (!rootfs_name.empty() && !rootfs_image.empty()) return fail("give --rootfs or --rootfs-image, not both");
   if (!rootfs_name.empty()) {

@@ -35,6 +35,7 @@ void add_serve_cli(CLI::App& app, ServeCli* c) {
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
+  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "run worker threads without the job-thread seccomp filter (debugging)");
   c->cmd->add_option("--queue", c->queue, "jobs waiting for a worker before requests are answered busy")
       ->capture_default_str();
   c->cmd->add_option("--socket", c->socket, "Unix socket path to listen on (created with mode 0600)")->required();
@@ -77,6 +78,7 @@ int run_serve_cli(const ServeCli& c) {
   else if (c.mode == "reset") opts.pool.mode = pool::Mode::kReset;
   else return fail("--mode: '" + c.mode + "' is not fresh or reset");
   opts.workers = c.workers;
+  opts.seccomp = !c.no_seccomp;
   opts.queue_capacity = c.queue;
 
   // SIGTERM and SIGINT are taken through a signalfd that wakes the accept loop; blocking them

@@ -16,6 +16,7 @@ struct ServeCli {
   size_t pool = 4, workers = 2, queue = 64, max_connections = 4096;
   std::string mode = "fresh", socket, store;
   std::string idle_timeout = "60s", line_timeout = "30s", max_buffered = "256M";
+  bool no_seccomp = false;
 };
 
 /// Options of `vmfork submit`, filled by CLI11.

@@ -50,6 +50,7 @@ void add_worker_cli(CLI::App& app, WorkerCli* c) {
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
+  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "run worker threads without the job-thread seccomp filter (debugging)");
   c->cmd->add_option("--inflight", c->inflight, "entries read and not yet finished (default 2 x --workers)");
   c->cmd->add_option("--results", c->results, "results stream (default STREAM:results)");
   c->cmd->add_option("--results-maxlen", c->results_maxlen, "XADD MAXLEN ~ of the results and dead-letter streams")
@@ -92,6 +93,7 @@ int run_worker_cli(const WorkerCli& c) {
   else if (c.mode == "reset") sopts.pool.mode = pool::Mode::kReset;
   else return fail("--mode: '" + c.mode + "' is not fresh or reset");
   sopts.workers = c.workers;
+  sopts.seccomp = !c.no_seccomp;
   wopts.inflight = c.inflight ? c.inflight : 2 * c.workers;
   // The worker never hands the service more than `inflight` jobs, so this queue never says busy.
   sopts.queue_capacity = std::max<size_t>(1, wopts.inflight);

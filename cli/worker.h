@@ -20,6 +20,7 @@ struct WorkerCli {
   uint64_t results_maxlen = 100'000;
   uint32_t max_deliveries = 3;
   std::string mode = "fresh", claim_idle = "30s", drain_timeout = "30s", log_level = "info";
+  bool no_seccomp = false;
 };
 
 /// Registers `worker` on `app`; `cli` must outlive parsing.

@@ -4,6 +4,7 @@
 #include "engine/guest_job.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp.h"
 
 namespace vmfork::engine {
 
@@ -52,7 +53,8 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   VF_TRY(link_job_files(mem, channel, spec.files, spec.max_output, &files));
   double load_host_us = us_since(t_load);
 
-  // ---- run
+  // ---- run: from here on this thread needs only what vmm/seccomp.cc allows
+  if (spec.seccomp) VF_TRY(vmm::confine_job_thread());
   const auto t_run = Clock::now();
   VF_ASSIGN(vmm::StopInfo stop, machine->run(channel, deadline));
   double wall_us = us_since(t_run);

@@ -32,6 +32,8 @@ struct RunSpec {
   vmm::InputSource* stdin_source = nullptr;  // nullptr: empty stdin
   vmm::OutputSink stdout_sink, stderr_sink;  // empty: capture into RunResult
   JobFiles files;                      // placed before the job starts; collect paths come back
+  bool seccomp = false;                // confine the calling thread once the VM is set up, before
+                                       // the guest runs (vmm::confine_job_thread; it stays confined)
 };
 
 /// Runs `spec` in a fresh VM. A failure of the job (crash, timeout, limits) is a RunResult with

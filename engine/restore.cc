@@ -3,6 +3,7 @@
 
 #include "engine/guest_job.h"
 #include "guest-kernel/abi/vmfork_abi.h"
+#include "vmm/seccomp.h"
 
 namespace vmfork::engine {
 
@@ -111,7 +112,8 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   }
   result.timings.load_us = us_since(t_load);
 
-  // ---- run
+  // ---- run: from here on this thread needs only what vmm/seccomp.cc allows
+  if (job.seccomp) VF_TRY(vmm::confine_job_thread());
   const auto t_run = Clock::now();
   if (run) {
     VF_ASSIGN(stop, machine.run(channel, deadline));
@@ -140,6 +142,7 @@ Result<RunResult> run_in_clone(const std::filesystem::path& store_dir, std::stri
   job.timeout = spec.timeout;
   job.max_output = spec.max_output;
   job.files = spec.files;
+  job.seccomp = spec.seccomp;
   return run_clone(std::move(clone), job);
 }
 

@@ -65,6 +65,8 @@ struct CloneJob {
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);
   uint64_t max_output = 64ull << 20;
   JobFiles files;                      // kernel-ready and runtime templates: placed before the job
+  bool seccomp = false;                // confine the calling thread before the guest runs
+                                       // (vmm::confine_job_thread; it stays confined)
 };
 
 /// Runs `job` in `clone` and leaves the (used) clone alive, for reset_clone or destruction.

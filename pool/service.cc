@@ -293,6 +293,7 @@ void Service::run_job(Job& job) {
     cj.stdin_source = &input;
     cj.timeout = std::chrono::milliseconds(req.timeout_ms);
     cj.max_output = req.max_output_bytes;
+    cj.seccomp = opts_.seccomp;
     const auto wait = std::min<std::chrono::nanoseconds>(opts_.acquire_wait, cj.timeout);
     PoolJobTimings pt;
     auto r = job.pool->run(cj, wait, &pt);

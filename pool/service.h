@@ -34,6 +34,10 @@ struct ServiceOptions {
   size_t queue_capacity = 64;          // accepted jobs waiting for a worker (1..65536); beyond: busy
   /// Longest a job waits for a ready clone (capped by its own timeout); then it fails "internal".
   std::chrono::nanoseconds acquire_wait = std::chrono::seconds(10);
+  /// Each worker thread confines itself (vmm::confine_job_thread) before its first guest runs;
+  /// other threads (event loop, refill, reload) are not confined. On by default: the service
+  /// owns its worker threads (`serve --no-seccomp` turns it off).
+  bool seccomp = true;
 };
 
 /// Jobs waiting and running right now.

@@ -7,7 +7,7 @@ SUDO=""
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make g++ pkg-config rustc golang-go \
-  liburing-dev libxxhash-dev libzstd-dev \
+  liburing-dev libxxhash-dev libzstd-dev libseccomp-dev \
   nlohmann-json3-dev libcli11-dev libspdlog-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libssl-dev musl-tools busybox-static \

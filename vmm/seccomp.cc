@@ -1,0 +1,175 @@
+// Job-thread seccomp filter (see seccomp.h). The allow-list was found with `strace -f` on
+// `vmfork run` (cold, --template, --rootfs, job files, timeouts, crashes, output limits) and
+// `vmfork serve` (fresh and reset pools) and is checked by the KVM test suites running with it
+// on. Thread-safety: the SIGSYS handler and the name table are set up once (std::call_once).
+#include "vmm/seccomp.h"
+
+#include <fcntl.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "vmm/kvm_uapi.h"
+
+namespace vmfork::vmm {
+namespace {
+
+// What a job thread does after its VM exists, and the calls each part needs:
+//  - KVM_RUN and the exit handling around it (ioctl, below), the channel and serial devices
+//    writing guest output to vmfork's stdout/stderr or to memory (write, writev), reading
+//    stdin for the guest (read, readv, poll, ppoll: the wait has a deadline);
+//  - the run deadline (vmm/run_deadline.cc): a POSIX timer per job that signals this thread
+//    (timer_create, timer_settime, timer_gettime, timer_delete, rt_sigaction for its handler,
+//    rt_sigprocmask, rt_sigreturn after it);
+//  - loading the next job into a clone: reading the already opened program (pread64, read,
+//    lseek, fstat/newfstatat on an fd; readlink of its /proc/self/fd link, which names it as
+//    /proc/self/exe for the guest: it reads a link target, it opens nothing), fresh entropy (getrandom) and clock pairs
+//    (clock_gettime: the vDSO falls back to the syscall for CPU-time clocks);
+//  - the C++ runtime: memory (mmap, munmap, mremap, mprotect, madvise, brk), locks and
+//    condition variables (futex, sched_yield), sleeps with a deadline (nanosleep,
+//    clock_nanosleep), handing a clone back and waking the event loop (write to an eventfd),
+//    closing descriptors of a clone or a job (close), thread ids for logs (gettid, getpid),
+//    restart_syscall after a signal, and ending (exit, exit_group).
+// Left out on purpose: open/openat (a job thread never names a host path: the program is
+// opened on the loop thread, rootfs images are mapped before), socket calls, clone/fork/execve,
+// kill/tgkill, ptrace, process_vm_*, mount, bpf, and every KVM ioctl that creates objects.
+constexpr int kAllowed[] = {
+    SCMP_SYS(read),          SCMP_SYS(write),         SCMP_SYS(readv),          SCMP_SYS(writev),
+    SCMP_SYS(pread64),       SCMP_SYS(pwrite64),      SCMP_SYS(lseek),          SCMP_SYS(close),
+    SCMP_SYS(fstat),         SCMP_SYS(poll),          SCMP_SYS(ppoll),          SCMP_SYS(mmap),
+    SCMP_SYS(munmap),        SCMP_SYS(mremap),        SCMP_SYS(mprotect),       SCMP_SYS(madvise),
+    SCMP_SYS(brk),           SCMP_SYS(futex),         SCMP_SYS(sched_yield),    SCMP_SYS(nanosleep),
+    SCMP_SYS(clock_nanosleep), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(getrandom),
+    SCMP_SYS(timer_create),  SCMP_SYS(timer_settime), SCMP_SYS(timer_gettime),  SCMP_SYS(timer_delete),
+    SCMP_SYS(rt_sigaction),  SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),  SCMP_SYS(restart_syscall),
+    SCMP_SYS(gettid),        SCMP_SYS(getpid),        SCMP_SYS(exit),           SCMP_SYS(exit_group),
+    SCMP_SYS(readlink),
+};
+
+// The vCPU ioctls of the run loop (vmm/machine.cc): KVM_RUN, and the registers for preemption
+// ticks and fault reports when KVM_CAP_SYNC_REGS does not carry them. Resets, saves and
+// restores happen on the pool's refill thread, not here. Nothing that creates a VM, vCPU or
+// memslot, maps memory into the guest, or changes CPUID or MSRs.
+constexpr unsigned long kKvmIoctls[] = {KVM_RUN, KVM_GET_REGS, KVM_SET_REGS};
+
+// si_code of a SIGSYS raised by SECCOMP_RET_TRAP (SYS_SECCOMP in <asm-generic/siginfo.h>).
+constexpr int kSysSeccomp = 1;
+
+// SIGSYS handler state: syscall names resolved before any filter exists (the handler may not
+// allocate), so the message can name the call.
+constexpr int kMaxNr = 512;
+char g_names[kMaxNr][32];
+std::once_flag g_setup_once;
+int g_setup_errno = 0;
+thread_local bool t_confined = false;
+
+// Async-signal-safe: only write(2) and exit_group(2), both allowed by the filter.
+void put(const char* s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t w = ::write(STDERR_FILENO, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= size_t(w);
+  }
+}
+
+void on_sigsys(int, siginfo_t* info, void*) {
+  if (info->si_code != kSysSeccomp) {  // someone sent SIGSYS: die as SIGSYS would
+    put("vmfork: SIGSYS (not from seccomp)\n");
+    syscall(SYS_exit_group, kSeccompViolationExit);
+  }
+  int nr = info->si_syscall;
+  char num[16];
+  int i = sizeof num - 1;
+  num[i] = 0;
+  unsigned v = unsigned(nr);
+  do {
+    num[--i] = char('0' + v % 10);
+    v /= 10;
+  } while (v && i > 0);
+  put("vmfork: seccomp: forbidden system call ");
+  put(num + i);
+  put(" (");
+  put(nr >= 0 && nr < kMaxNr && g_names[nr][0] ? g_names[nr] : "unknown");
+  put(") on a job thread; vmfork stops (run with --no-seccomp to debug)\n");
+  syscall(SYS_exit_group, kSeccompViolationExit);
+}
+
+void setup_once() {
+  for (int nr = 0; nr < kMaxNr; nr++) {
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    if (name) {
+      strncpy(g_names[nr], name, sizeof g_names[nr] - 1);
+      free(name);
+    }
+  }
+  struct sigaction sa{};
+  sa.sa_sigaction = on_sigsys;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSYS, &sa, nullptr) != 0) g_setup_errno = errno;
+}
+
+Status libseccomp_error(const char* call, int rc) { return Error{std::string(call) + " (job-thread filter)", -rc}; }
+
+}  // namespace
+
+Status confine_job_thread() {
+  if (t_confined) return Status::Ok();
+  std::call_once(g_setup_once, setup_once);
+  if (g_setup_errno) return Error{"sigaction SIGSYS", g_setup_errno};
+  const char* hook = getenv("VMFORK_SECCOMP_TEST");
+  const bool test_exec = hook && strcmp(hook, "exec") == 0;
+
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+  if (!ctx) return plain_error("seccomp_init failed");
+  struct Release {
+    scmp_filter_ctx c;
+    ~Release() { seccomp_release(c); }
+  } release{ctx};
+  int rc = 0;
+  for (int nr : kAllowed)
+    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) < 0) return libseccomp_error("seccomp_rule_add", rc);
+  for (unsigned long req : kKvmIoctls)
+    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req))) < 0)
+      return libseccomp_error("seccomp_rule_add ioctl", rc);
+  // glibc 2.33+ implements fstat(fd) as newfstatat(fd, "", AT_EMPTY_PATH): allow only that form.
+  if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                             SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH))) < 0)
+    return libseccomp_error("seccomp_rule_add newfstatat", rc);
+  // Sets PR_SET_NO_NEW_PRIVS itself (SCMP_FLTATR_CTL_NNP defaults to on); without TSYNC the
+  // filter goes on this thread only.
+  if ((rc = seccomp_load(ctx)) < 0) return libseccomp_error("seccomp_load", rc);
+  t_confined = true;
+  if (test_exec) {
+    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+    execve("/bin/true", argv, environ);  // must not return: SIGSYS ends the process first
+    return errno_error("VMFORK_SECCOMP_TEST=exec: execve returned");
+  }
+  return Status::Ok();
+}
+
+bool job_thread_confined() { return t_confined; }
+
+std::vector<std::string> job_thread_allowed_syscalls() {
+  std::vector<std::string> out;
+  auto add = [&](int nr) {
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    if (name) out.emplace_back(name);
+    free(name);
+  };
+  for (int nr : kAllowed) add(nr);
+  add(SCMP_SYS(ioctl));
+  add(SCMP_SYS(newfstatat));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace vmfork::vmm
