@@ -9,9 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <thread>
 
 #include "cli/rootfs.h"
 #include "cli/serve.h"
@@ -203,8 +205,16 @@ static int vmfork_main(int argc, char** argv) {
     spec.stderr_sink = [](std::span<const uint8_t> b) { write_all(STDERR_FILENO, b); };
   }
 
-  auto result = template_name.empty() ? engine::run_cold(spec)
-                                      : engine::run_in_clone(cli::store_dir(store), template_name, spec);
+  // The job runs on a thread of its own, which confines itself with the seccomp filter once
+  // its VM is set up (spec.seccomp) and ends with the job; this thread stays free to write
+  // --collect files and to let sanitizers' exit-time checks (LSan) run.
+  std::optional<Result<engine::RunResult>> ran;
+  std::thread job_thread([&] {
+    ran.emplace(template_name.empty() ? engine::run_cold(spec)
+                                      : engine::run_in_clone(cli::store_dir(store), template_name, spec));
+  });
+  job_thread.join();
+  auto& result = *ran;
   if (!result.ok()) return fail(result.error().message());
   if (!cli::write_collected(result->collected, collect) && result->exit_code == 0) return 125;
   if (verbose) {
