@@ -31,6 +31,12 @@ namespace vmfork::vmm {
 /// MSRs deliberately left out of a snapshot (see vcpu_state.cc for why each one).
 bool msr_excluded_from_snapshot(uint32_t index);
 
+/// Guest-writable MSRs saved by name besides KVM_GET_MSR_INDEX_LIST: the MTRRs (0x200-0x20f,
+/// 0x250, 0x258, 0x259, 0x268-0x26f, 0x2ff), which KVM leaves out of that list, plus the PAT
+/// (0x277) and IA32_TSC_ADJUST (0x3b). Restore puts each back even when a snapshot lacks it
+/// (then at its power-on value), so that a reset clone never keeps a job's value.
+const std::vector<uint32_t>& msrs_saved_explicitly();
+
 struct VcpuState {
   kvm_mp_state mp_state{};
   kvm_regs regs{};
@@ -42,7 +48,8 @@ struct VcpuState {
   std::optional<kvm_xcrs> xcrs;            // absent without KVM_CAP_XCRS
   kvm_debugregs debugregs{};
   std::optional<kvm_lapic_state> lapic;    // present only with an in-kernel irqchip
-  std::vector<MsrValue> msrs;              // every readable, non-excluded MSR, in index order
+  std::vector<MsrValue> msrs;              // every readable, non-excluded MSR: KVM_GET_MSR_INDEX_LIST
+                                           // order, then msrs_saved_explicitly(), then kMsrPvmControl
   kvm_vcpu_events events{};
 };
 
