@@ -138,6 +138,21 @@ const std::vector<uint32_t>& msrs_saved_explicitly() {
   return list;
 }
 
+const std::vector<uint32_t>& msrs_saved_if_present() {
+  // Readable and writable on this PVM host yet absent from its KVM_GET_MSR_INDEX_LIST (probed
+  // with KVM_GET_MSRS/KVM_SET_MSRS on a fresh vCPU), and writable by a guest whose CPUID has the
+  // feature: IA32_SPEC_CTRL 0x48, IA32_TSX_CTRL 0x122, IA32_XFD/XFD_ERR 0x1c4/0x1c5,
+  // TSC_AUX 0xc0000103 (what RDTSCP/RDPID return), and the machine-check banks: MCi_CTL,
+  // MCi_STATUS, MCi_ADDR, MCi_MISC at 0x400 + 4i for the 32 banks KVM gives a vCPU
+  // (IA32_MCG_CAP 0x179 count; a guest may write MCi_STATUS once HWCR bit 18 is set on AMD).
+  static const std::vector<uint32_t> list = [] {
+    std::vector<uint32_t> l = {0x48, 0x122, 0x1c4, 0x1c5, 0xc0000103};
+    for (uint32_t i = 0x400; i < 0x480; i++) l.push_back(i);
+    return l;
+  }();
+  return list;
+}
+
 Result<VcpuState> Vcpu::save(bool with_lapic) const {
   VcpuState s;
   const int fd = this->fd();
@@ -167,8 +182,9 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
   std::vector<uint32_t> wanted;
   for (uint32_t i : kvm_->msr_index_list())
     if (!msr_excluded_from_snapshot(i)) wanted.push_back(i);
-  for (uint32_t i : msrs_saved_explicitly())
-    if (std::find(wanted.begin(), wanted.end(), i) == wanted.end()) wanted.push_back(i);
+  for (const auto* l : {&msrs_saved_explicitly(), &msrs_saved_if_present()})
+    for (uint32_t i : *l)
+      if (std::find(wanted.begin(), wanted.end(), i) == wanted.end()) wanted.push_back(i);
   if (std::find(wanted.begin(), wanted.end(), kMsrPvmControl) == wanted.end())
     wanted.push_back(kMsrPvmControl);  // read fails (and is skipped) on a host without PVM
   VF_ASSIGN(s.msrs, read_msrs(fd, wanted));

@@ -37,6 +37,11 @@ bool msr_excluded_from_snapshot(uint32_t index);
 /// (then at its power-on value), so that a reset clone never keeps a job's value.
 const std::vector<uint32_t>& msrs_saved_explicitly();
 
+/// More guest-writable MSRs saved by name when the vCPU can read them (no power-on fallback:
+/// a host may lack them): IA32_SPEC_CTRL, IA32_TSX_CTRL, IA32_XFD, IA32_XFD_ERR, TSC_AUX and
+/// the 32 machine-check banks 0x400-0x47f (vcpu_state.cc says why each).
+const std::vector<uint32_t>& msrs_saved_if_present();
+
 struct VcpuState {
   kvm_mp_state mp_state{};
   kvm_regs regs{};
@@ -49,7 +54,8 @@ struct VcpuState {
   kvm_debugregs debugregs{};
   std::optional<kvm_lapic_state> lapic;    // present only with an in-kernel irqchip
   std::vector<MsrValue> msrs;              // every readable, non-excluded MSR: KVM_GET_MSR_INDEX_LIST
-                                           // order, then msrs_saved_explicitly(), then kMsrPvmControl
+                                           // order, then msrs_saved_explicitly(), msrs_saved_if_present(),
+                                           // then kMsrPvmControl
   kvm_vcpu_events events{};
 };
 
