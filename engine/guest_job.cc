@@ -15,7 +15,6 @@
 #include <mutex>
 
 #include "common/fd.h"
-#include "engine/fault_names.h"
 #include "engine/kernel_image.h"
 #include "vmm/boot.h"
 #include "vmm/elf.h"
@@ -81,110 +80,6 @@ Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv,
   if (out.size() > abi::kArgsCap) return plain_error("arguments and environment exceed 512 KiB");
   return out;
 }
-
-namespace {
-
-int signal_of_vector(uint64_t v) {
-  switch (v) {
-    case 0: case 16: case 19: return 8;   // #DE, #MF, #XM -> SIGFPE
-    case 1: case 3: return 5;             // #DB, #BP -> SIGTRAP
-    case 6: return 4;                     // #UD -> SIGILL
-    case 17: return 7;                    // #AC -> SIGBUS
-    default: return 11;                   // #GP, #PF, ... -> SIGSEGV
-  }
-}
-
-}  // namespace
-
-void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r) {
-  auto crash = [&](Fault f) {
-    r->reason = ExitReason::kCrashed;
-    r->exit_code = 128 + (f.signal ? f.signal : 11);
-    r->fault = std::move(f);
-  };
-  switch (stop.kind) {
-    case vmm::StopInfo::kTimeout:
-      r->reason = ExitReason::kTimeout;
-      r->exit_code = 124;
-      return;
-    case vmm::StopInfo::kOutputLimit:
-      r->reason = ExitReason::kOutputLimit;
-      r->exit_code = 128 + 25;  // SIGXFSZ, as for a file size limit
-      return;
-    case vmm::StopInfo::kGuestError:
-      if (stop.user_shutdown) {
-        // The job's stack overflowed (or RSP left its memory): report the page fault the CPU
-        // could not deliver, as SIGSEGV at the address below RSP that the frame push hit.
-        Fault f;
-        f.kind = "exception";
-        f.vector = 14;
-        f.name = exception_name(14);
-        f.rip = stop.shutdown_rip;
-        f.address = stop.shutdown_rsp - 8;
-        f.error_code = 0x6;  // a user-mode write to a page not present
-        f.signal = 11;
-        f.message = "stack overflow: " + stop.detail;
-        crash(f);
-        return;
-      }
-      [[fallthrough]];
-    case vmm::StopInfo::kFreezePoint: {  // only a template creation asks for one
-      Fault f;
-      f.kind = stop.detail.rfind("triple", 0) == 0 ? "triple-fault" : "vm-exit";
-      f.message = stop.kind == vmm::StopInfo::kFreezePoint
-                      ? "the guest stopped at a template freeze point during a job"
-                      : stop.detail;
-      f.signal = 11;
-      crash(f);
-      return;
-    }
-    case vmm::StopInfo::kJobEnded: break;
-  }
-  std::string msg(ch.panic_msg, strnlen(ch.panic_msg, sizeof ch.panic_msg));
-  switch (stop.request) {
-    case abi::kReqExit:
-      r->reason = ExitReason::kExited;
-      r->exit_code = int(ch.exit_status & 0xff);
-      return;
-    case abi::kReqMemLimit:
-      r->reason = ExitReason::kMemoryLimit;
-      r->exit_code = 128 + 9;
-      return;
-    case abi::kReqSignal: {
-      Fault f;
-      f.kind = "signal";
-      f.signal = int(ch.exit_status & 0x7f);
-      f.name = signal_name(f.signal);
-      // The kernel names a reason it chose the signal itself (a deadlock), else the job raised it.
-      f.message = msg.empty() ? "the job raised " + f.name : msg;
-      crash(f);
-      return;
-    }
-    case abi::kReqFault: {
-      Fault f;
-      f.kind = "exception";
-      f.vector = ch.fault_vector;
-      f.name = exception_name(ch.fault_vector);
-      f.error_code = ch.fault_error;
-      f.rip = ch.fault_rip;
-      f.address = ch.fault_addr;
-      f.in_kernel = !ch.fault_user;
-      f.signal = signal_of_vector(ch.fault_vector);
-      f.message = msg;
-      crash(f);
-      return;
-    }
-    default: {  // kReqPanic
-      Fault f;
-      f.kind = "kernel-panic";
-      f.message = msg;
-      f.signal = 6;
-      crash(f);
-      return;
-    }
-  }
-}
-
 
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
                              const std::vector<std::string>& env, uint64_t max_bytes, int program_fd) {

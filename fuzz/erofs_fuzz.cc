@@ -1,5 +1,6 @@
 // libFuzzer target for the guest kernel's EROFS reader (guest-kernel/fs/erofs.cc): the input is
-// an image; it is mounted and everything reachable is walked. Not wired into CI: see build.sh.
+// an image; it is mounted and everything reachable is walked. Run by fuzz/run.sh (CI smoke) and
+// fuzz/build.sh (longer runs with fresh mkfs.erofs seeds).
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

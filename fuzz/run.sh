@@ -5,15 +5,17 @@
 # the binary seeds (fuzz/make_seeds.cc).
 # Targets: protocol (pool/protocol.cc: request and response lines), manifest
 # (snapshot/manifest.cc), pack (snapshot/pack.cc: index, frames), state
-# (engine/snapshot_state.cc: vCPU, VM, serial, channel sections). fuzz/build.sh runs the
-# guest's EROFS reader. A crash leaves crash-* in build-fuzz/ and exits non-zero.
+# (engine/snapshot_state.cc: vCPU, VM, serial, channel sections), channel (vmm/devices/channel.cc,
+# engine/job_files.cc, engine/classify_stop.cc: guest-written channel page, windows and
+# doorbells), erofs (guest-kernel/fs/erofs.cc: a root file system image; seeds are mkfs.erofs
+# images, fuzz/build.sh makes more). A crash leaves crash-* in build-fuzz/ and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--seeds" ]; then seeds=1; shift; else seeds=0; fi
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(protocol manifest pack state)
+[ ${#targets[@]} -eq 0 ] && targets=(protocol manifest pack state channel erofs)
 out=build-fuzz
 mkdir -p "$out/obj"
 CXX="${CXX_FUZZ:-clang++}"
@@ -21,6 +23,7 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -f
 
 # The code under test, with coverage, into one archive: the linker takes only what a target uses.
 srcs=(pool/protocol.cc pool/base64.cc engine/result_json.cc engine/fault_names.cc engine/snapshot_state.cc
+      engine/classify_stop.cc engine/job_files.cc vmm/guest_memory.cc
       snapshot/manifest.cc snapshot/pack.cc snapshot/page_hash.cc snapshot/uring_io.cc
       vmm/vcpu_state.cc vmm/vm_state.cc vmm/kvm.cc vmm/accel.cc vmm/devices/serial.cc vmm/devices/channel.cc)
 objs=()
@@ -42,7 +45,13 @@ fi
 
 status=0
 for t in "${targets[@]}"; do
-  "$CXX" "${flags[@]}" -fsanitize=fuzzer "fuzz/${t}_fuzz.cc" "$out/libfuzzed.a" "${libs[@]}" -o "$out/${t}_fuzz"
+  if [ "$t" = erofs ]; then
+    # The guest kernel's reader, built for the host; only it sees guest-kernel/ as an include root.
+    "$CXX" "${flags[@]}" -Iguest-kernel -fsanitize=fuzzer fuzz/erofs_fuzz.cc guest-kernel/fs/erofs.cc \
+      -o "$out/erofs_fuzz"
+  else
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer "fuzz/${t}_fuzz.cc" "$out/libfuzzed.a" "${libs[@]}" -o "$out/${t}_fuzz"
+  fi
   mkdir -p "$out/corpus/$t"
   echo "== $t: ${seconds}s"
   if ! (cd "$out" && "./${t}_fuzz" -max_len=65536 -max_total_time="$seconds" -print_final_stats=1 \

@@ -93,6 +93,8 @@ class Vcpu {
   Fd fd_;
   kvm_run* run_;
   size_t run_size_;
+  // MSRs this vCPU's KVM_SET_MSRS refused (vcpu_state.cc restore_msrs): checked, not offered.
+  std::vector<uint32_t> msr_refused_;
 };
 
 /// VM-wide state outside any vCPU and outside guest memory (Vm::save / Vm::restore).

@@ -14,6 +14,7 @@ namespace vmfork::vmm {
 namespace {
 
 constexpr uint32_t kMsrTscDeadline = 0x6e0;
+constexpr uint32_t kMsrTscAdjust = 0x3b;
 // KVM_GET_MSRS / KVM_SET_MSRS refuse more than this many entries per call (E2BIG).
 constexpr size_t kMsrsPerCall = 255;
 
@@ -59,28 +60,44 @@ Result<std::vector<MsrValue>> read_msrs(int fd, const std::vector<uint32_t>& wan
   return out;
 }
 
-// Writes `msrs`. Some MSRs in KVM_GET_MSR_INDEX_LIST are readable but refuse every write in
-// some VM configurations (MSR_KVM_ASYNC_PF_INT 0x4b564d06 without an in-kernel LAPIC). Such an
-// MSR is skipped only if the fresh vCPU already holds the saved value; otherwise the restore
-// fails naming it, because the clone would not match the template.
-Status restore_msrs(int fd, const std::vector<MsrValue>& msrs) {
+// Writes `msrs` with as few KVM_SET_MSRS calls as KVM allows (one per kMsrsPerCall entries
+// when it accepts them all). Some MSRs in KVM_GET_MSR_INDEX_LIST are readable but refuse every
+// write in some VM configurations (MSR_KVM_ASYNC_PF_INT 0x4b564d06 without an in-kernel LAPIC;
+// KVM applies the same check to the guest's own WRMSR). Such an MSR is accepted only if the
+// vCPU already holds the saved value; otherwise the restore fails naming it, because the clone
+// would not match the template. `refused` lists the MSRs this vCPU refused before: they are
+// not offered again (each refusal costs one more KVM_SET_MSRS call for the entries after it)
+// but checked, all together, with one KVM_GET_MSRS; new refusals are added to it.
+Status restore_msrs(int fd, const std::vector<MsrValue>& msrs, std::vector<uint32_t>* refused) {
+  auto known = [&](uint32_t i) { return std::find(refused->begin(), refused->end(), i) != refused->end(); };
+  std::vector<MsrValue> offer, check;
+  offer.reserve(msrs.size());
+  for (const auto& m : msrs) (known(m.index) ? check : offer).push_back(m);
   size_t next = 0;
-  while (next < msrs.size()) {
+  while (next < offer.size()) {
     kvm_msr_entry e[kMsrsPerCall];
-    size_t n = std::min(kMsrsPerCall, msrs.size() - next);
-    for (size_t i = 0; i < n; i++) e[i] = entry(msrs[next + i].index, msrs[next + i].value);
+    size_t n = std::min(kMsrsPerCall, offer.size() - next);
+    for (size_t i = 0; i < n; i++) e[i] = entry(offer[next + i].index, offer[next + i].value);
     VF_ASSIGN(size_t done, msrs_call(fd, KVM_SET_MSRS, e, n));
     next += done;
     if (done == n) continue;
-    const MsrValue& refused = msrs[next];
-    VF_ASSIGN(auto current, read_msrs(fd, {refused.index}));
-    if (current.size() != 1 || current[0].value != refused.value) {
+    check.push_back(offer[next]);
+    refused->push_back(offer[next].index);
+    next++;
+  }
+  if (check.empty()) return {};
+  std::vector<uint32_t> indices;
+  for (const auto& m : check) indices.push_back(m.index);
+  VF_ASSIGN(auto current, read_msrs(fd, indices));
+  for (const auto& want : check) {
+    bool same = false;
+    for (const auto& c : current) same |= c.index == want.index && c.value == want.value;
+    if (!same) {
       char what[96];
-      snprintf(what, sizeof what, "KVM_SET_MSRS refused MSR %#x = %#llx", refused.index,
-               static_cast<unsigned long long>(refused.value));
+      snprintf(what, sizeof what, "KVM_SET_MSRS refused MSR %#x = %#llx", want.index,
+               static_cast<unsigned long long>(want.value));
       return plain_error(what);
     }
-    next++;
   }
   return {};
 }
@@ -89,16 +106,51 @@ Status restore_msrs(int fd, const std::vector<MsrValue>& msrs) {
 
 bool msr_excluded_from_snapshot(uint32_t index) {
   switch (index) {
-    // The time-stamp counter and its adjust register: a clone keeps reading the host TSC, so the
-    // guest's (clock_tsc, clock_realtime_ns) pair from BootInfo stays a correct wall clock after
-    // a restore on the same host. Writing the template's TSC back would move the clone's clock
-    // back to the moment the template was frozen.
+    // The time-stamp counter: a clone keeps reading the host TSC, so the guest's (clock_tsc,
+    // clock_realtime_ns) pair from BootInfo stays a correct wall clock after a restore on the
+    // same host. Writing the template's TSC back would move the clone's clock back to the moment
+    // the template was frozen. IA32_TSC_ADJUST (0x3b) is saved and restored: KVM's
+    // host-initiated write of it only sets the register and leaves the TSC offset alone
+    // (arch/x86/kvm/x86.c, MSR_IA32_TSC_ADJUST), so restoring it cannot move the clock, and a
+    // job's value must not reach the next job (docs/snapshot-format.md, "MSRs").
     case 0x10:  // IA32_TIME_STAMP_COUNTER
-    case 0x3b:  // IA32_TSC_ADJUST
       return true;
     default:
       return false;
   }
+}
+
+const std::vector<uint32_t>& msrs_saved_explicitly() {
+  // Guest-writable MSRs KVM saves and restores but leaves out of KVM_GET_MSR_INDEX_LIST (QEMU
+  // saves them by name too). MTRRs (Intel SDM vol. 3A, 12.11 "Memory Type Range Registers"):
+  // the variable-range base/mask pairs 0x200-0x20f (KVM gives a vCPU 8, MTRRcap 0xfe VCNT;
+  // MTRRcap itself is read-only), the fixed ranges 0x250, 0x258, 0x259, 0x268-0x26f and
+  // MTRRdefType 0x2ff; the PAT (0x277) and IA32_TSC_ADJUST (0x3b) are in the index list, but
+  // named here as well so that a host whose list lacks them still resets them.
+  static const std::vector<uint32_t> list = [] {
+    std::vector<uint32_t> l;
+    for (uint32_t i = 0x200; i <= 0x20f; i++) l.push_back(i);
+    l.insert(l.end(), {0x250, 0x258, 0x259});
+    for (uint32_t i = 0x268; i <= 0x26f; i++) l.push_back(i);
+    l.insert(l.end(), {0x2ff, 0x277, kMsrTscAdjust});
+    return l;
+  }();
+  return list;
+}
+
+const std::vector<uint32_t>& msrs_saved_if_present() {
+  // Readable and writable on this PVM host yet absent from its KVM_GET_MSR_INDEX_LIST (probed
+  // with KVM_GET_MSRS/KVM_SET_MSRS on a fresh vCPU), and writable by a guest whose CPUID has the
+  // feature: IA32_SPEC_CTRL 0x48, IA32_TSX_CTRL 0x122, IA32_XFD/XFD_ERR 0x1c4/0x1c5,
+  // TSC_AUX 0xc0000103 (what RDTSCP/RDPID return), and the machine-check banks: MCi_CTL,
+  // MCi_STATUS, MCi_ADDR, MCi_MISC at 0x400 + 4i for the 32 banks KVM gives a vCPU
+  // (IA32_MCG_CAP 0x179 count; a guest may write MCi_STATUS once HWCR bit 18 is set on AMD).
+  static const std::vector<uint32_t> list = [] {
+    std::vector<uint32_t> l = {0x48, 0x122, 0x1c4, 0x1c5, 0xc0000103};
+    for (uint32_t i = 0x400; i < 0x480; i++) l.push_back(i);
+    return l;
+  }();
+  return list;
 }
 
 Result<VcpuState> Vcpu::save(bool with_lapic) const {
@@ -130,6 +182,9 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
   std::vector<uint32_t> wanted;
   for (uint32_t i : kvm_->msr_index_list())
     if (!msr_excluded_from_snapshot(i)) wanted.push_back(i);
+  for (const auto* l : {&msrs_saved_explicitly(), &msrs_saved_if_present()})
+    for (uint32_t i : *l)
+      if (std::find(wanted.begin(), wanted.end(), i) == wanted.end()) wanted.push_back(i);
   if (std::find(wanted.begin(), wanted.end(), kMsrPvmControl) == wanted.end())
     wanted.push_back(kMsrPvmControl);  // read fails (and is skipped) on a host without PVM
   VF_ASSIGN(s.msrs, read_msrs(fd, wanted));
@@ -140,11 +195,20 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
 Status Vcpu::restore(const VcpuState& s) {
   const int fd = this->fd();
   VF_TRY(set_sregs(s.sregs));
-  // IA32_TSC_DEADLINE is ignored unless the LAPIC timer is already in TSC-deadline mode, so it
-  // goes after KVM_SET_LAPIC; every other MSR here.
+  // IA32_TSC_DEADLINE is ignored unless the LAPIC timer is already in TSC-deadline mode, so with
+  // a LAPIC it goes after KVM_SET_LAPIC; every other MSR here, in one KVM_SET_MSRS.
   std::vector<MsrValue> early, late;
-  for (const auto& m : s.msrs) (m.index == kMsrTscDeadline ? late : early).push_back(m);
-  VF_TRY(restore_msrs(fd, early));
+  early.reserve(s.msrs.size() + msrs_saved_explicitly().size());
+  for (const auto& m : s.msrs) (m.index == kMsrTscDeadline && s.lapic ? late : early).push_back(m);
+  // A snapshot taken before these MSRs were saved lacks them: they get their power-on value,
+  // 0 for every one but the PAT (Intel SDM vol. 3A, 13.12.4 "Programming the PAT": 0x0007040600070406),
+  // which is what the template's vCPU held, since the guest kernel writes neither.
+  for (uint32_t i : msrs_saved_explicitly()) {
+    bool have = false;
+    for (const auto& m : s.msrs) have |= m.index == i;
+    if (!have) early.push_back({i, i == 0x277 ? 0x0007040600070406ull : 0});
+  }
+  VF_TRY(restore_msrs(fd, early, &msr_refused_));
   VF_TRY(set_regs(s.regs));
   VF_TRY(kvm_ioctl(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
   if (!s.xsave.empty()) {
@@ -155,7 +219,7 @@ Status Vcpu::restore(const VcpuState& s) {
   }
   if (s.xcrs) VF_TRY(kvm_ioctl(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
   if (s.lapic) VF_TRY(kvm_ioctl(fd, KVM_SET_LAPIC, &*s.lapic, "KVM_SET_LAPIC"));
-  VF_TRY(restore_msrs(fd, late));
+  VF_TRY(restore_msrs(fd, late, &msr_refused_));
   VF_TRY(kvm_ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
   VF_TRY(kvm_ioctl(fd, KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
   VF_TRY(kvm_ioctl(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));

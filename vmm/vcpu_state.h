@@ -31,6 +31,17 @@ namespace vmfork::vmm {
 /// MSRs deliberately left out of a snapshot (see vcpu_state.cc for why each one).
 bool msr_excluded_from_snapshot(uint32_t index);
 
+/// Guest-writable MSRs saved by name besides KVM_GET_MSR_INDEX_LIST: the MTRRs (0x200-0x20f,
+/// 0x250, 0x258, 0x259, 0x268-0x26f, 0x2ff), which KVM leaves out of that list, plus the PAT
+/// (0x277) and IA32_TSC_ADJUST (0x3b). Restore puts each back even when a snapshot lacks it
+/// (then at its power-on value), so that a reset clone never keeps a job's value.
+const std::vector<uint32_t>& msrs_saved_explicitly();
+
+/// More guest-writable MSRs saved by name when the vCPU can read them (no power-on fallback:
+/// a host may lack them): IA32_SPEC_CTRL, IA32_TSX_CTRL, IA32_XFD, IA32_XFD_ERR, TSC_AUX and
+/// the 32 machine-check banks 0x400-0x47f (vcpu_state.cc says why each).
+const std::vector<uint32_t>& msrs_saved_if_present();
+
 struct VcpuState {
   kvm_mp_state mp_state{};
   kvm_regs regs{};
@@ -42,7 +53,9 @@ struct VcpuState {
   std::optional<kvm_xcrs> xcrs;            // absent without KVM_CAP_XCRS
   kvm_debugregs debugregs{};
   std::optional<kvm_lapic_state> lapic;    // present only with an in-kernel irqchip
-  std::vector<MsrValue> msrs;              // every readable, non-excluded MSR, in index order
+  std::vector<MsrValue> msrs;              // every readable, non-excluded MSR: KVM_GET_MSR_INDEX_LIST
+                                           // order, then msrs_saved_explicitly(), msrs_saved_if_present(),
+                                           // then kMsrPvmControl
   kvm_vcpu_events events{};
 };
 
