@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -124,6 +125,7 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
         f.error_code = 0x6;  // a user-mode write to a page not present
         f.signal = 11;
         f.message = "stack overflow: " + stop.detail;
+        f.vmm_observed = true;
         crash(f);
         return;
       }
@@ -135,6 +137,7 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
                       ? "the guest stopped at a template freeze point during a job"
                       : stop.detail;
       f.signal = 11;
+      f.vmm_observed = true;
       crash(f);
       return;
     }
@@ -153,10 +156,14 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
     case abi::kReqSignal: {
       Fault f;
       f.kind = "signal";
-      f.signal = int(ch.exit_status & 0x7f);
+      // The exit code must stay one the job could get from its own exit_group (128 + a real
+      // signal): a number outside 1..64 is reported as the SIGSEGV of a broken report.
+      const uint64_t sig = ch.exit_status;
+      f.signal = sig >= 1 && sig <= 64 ? int(sig) : 11;
       f.name = signal_name(f.signal);
       // The kernel names a reason it chose the signal itself (a deadlock), else the job raised it.
-      f.message = msg.empty() ? "the job raised " + f.name : msg;
+      f.message = sig >= 1 && sig <= 64 ? (msg.empty() ? "the job raised " + f.name : msg)
+                                        : "the guest reported signal " + std::to_string(sig) + ", not a signal";
       crash(f);
       return;
     }
@@ -327,11 +334,33 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
   r->stderr_bytes = st.stderr_bytes;
   r->syscalls = ch.syscalls;
   r->unknown_syscalls = ch.unknown_syscalls;
-  r->guest_pages_peak = ch.pages_peak;
+  // Guest-written: clamp to what the guest has, so a huge claim cannot overflow a byte count.
+  const uint64_t mem_pages = machine.memory().size() / 4096;
+  r->guest_pages_peak = std::min<uint64_t>(ch.pages_peak, mem_pages);
+  r->guest.memory_peak_bytes = r->guest_pages_peak * 4096;
   const auto* counts = machine.memory().at<uint32_t>(abi::kSyscallCountGpa);
   for (uint32_t nr = 0; nr < abi::kSyscallCountSlots; nr++)
     if (counts[nr]) r->unknown_by_nr[nr] = counts[nr];
   r->kernel_log = machine.serial().log();
+}
+
+void measure_run(const vmm::StopInfo& stop, const abi::Channel& ch, uint64_t tsc_khz, uint64_t tsc_floor,
+                 const vmm::GuestMemory& mem, RunResult* r) {
+  r->host.wall_us = double(stop.wall_ns) / 1000.0;
+  r->host.vcpu_cpu_us = double(stop.cpu_ns) / 1000.0;
+  r->host.vm_exits = stop.exits;
+  auto pages = mem.private_resident_pages();
+  r->host.memory_bytes = pages.ok() ? *pages * 4096 : 0;
+  // Guest TSC stamps: only a pair written after this job's clock was set (tsc_floor) and in
+  // order counts, and no phase is longer than the host saw the vCPU run.
+  const double wall = r->host.wall_us;
+  auto tsc_us = [&](uint64_t a, uint64_t b) {
+    if (!tsc_khz || a < tsc_floor || b <= a) return 0.0;
+    return std::min(wall, double(b - a) * 1000.0 / double(tsc_khz));
+  };
+  r->guest.load_us = tsc_us(ch.tsc_ready, ch.tsc_user_entry);
+  r->guest.run_us = tsc_us(ch.tsc_user_entry, ch.tsc_exit);
+  if (r->guest.load_us + r->guest.run_us > wall) r->guest.load_us = wall - r->guest.run_us;
 }
 
 static vmm::OutputSink append_to(std::string* s) {

@@ -1,10 +1,16 @@
 // Guest-physical memory (see guest_memory.h).
 #include "vmm/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "common/fd.h"
 
 namespace vmfork::vmm {
 
@@ -26,6 +32,25 @@ Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t bytes) {
 Status GuestMemory::discard_private() {
   if (madvise(base_, size_, MADV_DONTNEED) < 0) return errno_error("madvise MADV_DONTNEED of guest memory");
   return {};
+}
+
+Result<uint64_t> GuestMemory::private_resident_pages() const {
+  Fd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open /proc/self/pagemap");
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFileOrShared = 1ull << 61;
+  const uint64_t first = reinterpret_cast<uintptr_t>(base_) / 4096, pages = size_ / 4096;
+  std::vector<uint64_t> buf(8192);  // 64 KiB of entries: 32 MiB of guest memory per read
+  uint64_t count = 0;
+  for (uint64_t done = 0; done < pages;) {
+    const size_t want = size_t(std::min<uint64_t>(buf.size(), pages - done));
+    ssize_t n = pread(fd.get(), buf.data(), want * 8, off_t((first + done) * 8));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || n % 8) return errno_error("read /proc/self/pagemap");
+    for (size_t i = 0; i < size_t(n) / 8; i++)
+      if ((buf[i] & (kPresent | kSwapped)) && !(buf[i] & kFileOrShared)) count++;
+    done += uint64_t(n) / 8;
+  }
+  return count;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
