@@ -332,8 +332,11 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
   auto st = channel.save();
   r->stdout_bytes = st.stdout_bytes;
   r->stderr_bytes = st.stderr_bytes;
-  r->syscalls = ch.syscalls;
-  r->unknown_syscalls = ch.unknown_syscalls;
+  // Guest-written counts, bounded by what the host saw: no syscall takes less than a nanosecond
+  // of vCPU time (r->host comes first, from measure_run).
+  const uint64_t cpu_ns = uint64_t(r->host.vcpu_cpu_us * 1000);
+  r->syscalls = std::min<uint64_t>(ch.syscalls, cpu_ns);
+  r->unknown_syscalls = std::min<uint64_t>(ch.unknown_syscalls, r->syscalls);
   // Guest-written: clamp to what the guest has, so a huge claim cannot overflow a byte count.
   const uint64_t mem_pages = machine.memory().size() / 4096;
   r->guest_pages_peak = std::min<uint64_t>(ch.pages_peak, mem_pages);

@@ -130,7 +130,8 @@ Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv, co
 void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r);
 
 /// Copies the job's counters (bytes, syscalls, ENOSYS numbers, pages, kernel log) into `r`.
-/// All but the byte counts are guest-written; the page peak is clamped to guest memory.
+/// All but the byte counts are guest-written: the page peak is clamped to guest memory and the
+/// syscall counts to one per nanosecond of r->host.vcpu_cpu_us (call measure_run first).
 void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, RunResult* r);
 
 /// Fills r->host from `stop` (the VMM's own clocks) and the pagemap of `mem`, and r->guest's
