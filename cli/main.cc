@@ -1,7 +1,8 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
 // a template), `vmfork template ...` (cli/template.h), `vmfork rootfs ...` (cli/rootfs.h),
-// `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h) and
-// `vmfork accel` (what this host's /dev/kvm offers). Thread-safety: single-threaded main.
+// `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h), `vmfork
+// measure` (cli/measure.h) and `vmfork accel` (what this host's /dev/kvm offers).
+// Thread-safety: single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <thread>
 
+#include "cli/measure.h"
 #include "cli/rootfs.h"
 #include "cli/serve.h"
 #include "cli/store.h"
@@ -106,6 +108,10 @@ static int vmfork_main(int argc, char** argv) {
   cli::WorkerCli worker_cli;
   cli::add_worker_cli(app, &worker_cli);
 
+  // ---- measure
+  cli::MeasureCli measure_cli;
+  cli::add_measure_cli(app, &measure_cli);
+
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
 
@@ -132,6 +138,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
+  if (*measure_cli.cmd) return cli::run_measure_cli(measure_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack", "--max-procs"})

@@ -52,6 +52,7 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
         f.error_code = 0x6;  // a user-mode write to a page not present
         f.signal = 11;
         f.message = "stack overflow: " + stop.detail;
+        f.vmm_observed = true;
         crash(f);
         return;
       }
@@ -63,6 +64,7 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
                       ? "the guest stopped at a template freeze point during a job"
                       : stop.detail;
       f.signal = 11;
+      f.vmm_observed = true;
       crash(f);
       return;
     }
@@ -81,10 +83,14 @@ void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult*
     case abi::kReqSignal: {
       Fault f;
       f.kind = "signal";
-      f.signal = int(ch.exit_status & 0x7f);
+      // The exit code must stay one the job could get from its own exit_group (128 + a real
+      // signal): a number outside 1..64 is reported as the SIGSEGV of a broken report.
+      const uint64_t sig = ch.exit_status;
+      f.signal = sig >= 1 && sig <= 64 ? int(sig) : 11;
       f.name = signal_name(f.signal);
       // The kernel names a reason it chose the signal itself (a deadlock), else the job raised it.
-      f.message = msg.empty() ? "the job raised " + f.name : msg;
+      f.message = sig >= 1 && sig <= 64 ? (msg.empty() ? "the job raised " + f.name : msg)
+                                        : "the guest reported signal " + std::to_string(sig) + ", not a signal";
       crash(f);
       return;
     }

@@ -61,16 +61,12 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   const abi::Channel& ch = channel.page();
   classify_stop(stop, ch, &result);
 
-  // Guest phase split from its TSC stamps (0 when a phase was not reached).
-  auto tsc_us = [&](uint64_t a, uint64_t b) {
-    return (a && b > a && boot->tsc_khz) ? double(b - a) * 1000.0 / double(boot->tsc_khz) : 0.0;
-  };
-  double guest_load = tsc_us(ch.tsc_ready, ch.tsc_user_entry);
-  double guest_run = tsc_us(ch.tsc_user_entry, ch.tsc_exit);
-  result.timings.run_us = guest_run;
-  result.timings.load_us = load_host_us + guest_load;
-  // Boot gets the rest of the guest's wall time: entry, kernel init and the final exit.
-  double rest = wall_us - guest_load - guest_run;
+  // The host timed the whole guest run (kernel boot, ELF load, job); the guest's TSC stamps,
+  // bounded by that figure (measure_run), split it into boot, load and run.
+  measure_run(stop, ch, boot->tsc_khz, boot->clock_tsc, mem, &result);
+  result.timings.run_us = result.guest.run_us;
+  result.timings.load_us = load_host_us + result.guest.load_us;
+  double rest = wall_us - result.guest.load_us - result.guest.run_us;
   result.timings.boot_us = boot_host_us + (rest > 0 ? rest : 0);
 
   result.stdout_data = std::move(captured.out);

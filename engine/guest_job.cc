@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -220,13 +221,38 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
   auto st = channel.save();
   r->stdout_bytes = st.stdout_bytes;
   r->stderr_bytes = st.stderr_bytes;
-  r->syscalls = ch.syscalls;
-  r->unknown_syscalls = ch.unknown_syscalls;
-  r->guest_pages_peak = ch.pages_peak;
+  // Guest-written counts, bounded by what the host saw: no syscall takes less than a nanosecond
+  // of vCPU time (r->host comes first, from measure_run).
+  const uint64_t cpu_ns = uint64_t(r->host.vcpu_cpu_us * 1000);
+  r->syscalls = std::min<uint64_t>(ch.syscalls, cpu_ns);
+  r->unknown_syscalls = std::min<uint64_t>(ch.unknown_syscalls, r->syscalls);
+  // Guest-written: clamp to what the guest has, so a huge claim cannot overflow a byte count.
+  const uint64_t mem_pages = machine.memory().size() / 4096;
+  r->guest_pages_peak = std::min<uint64_t>(ch.pages_peak, mem_pages);
+  r->guest.memory_peak_bytes = r->guest_pages_peak * 4096;
   const auto* counts = machine.memory().at<uint32_t>(abi::kSyscallCountGpa);
   for (uint32_t nr = 0; nr < abi::kSyscallCountSlots; nr++)
     if (counts[nr]) r->unknown_by_nr[nr] = counts[nr];
   r->kernel_log = machine.serial().log();
+}
+
+void measure_run(const vmm::StopInfo& stop, const abi::Channel& ch, uint64_t tsc_khz, uint64_t tsc_floor,
+                 const vmm::GuestMemory& mem, RunResult* r) {
+  r->host.wall_us = double(stop.wall_ns) / 1000.0;
+  r->host.vcpu_cpu_us = double(stop.cpu_ns) / 1000.0;
+  r->host.vm_exits = stop.exits;
+  auto pages = mem.private_resident_pages();
+  r->host.memory_bytes = pages.ok() ? *pages * 4096 : 0;
+  // Guest TSC stamps: only a pair written after this job's clock was set (tsc_floor) and in
+  // order counts, and no phase is longer than the host saw the vCPU run.
+  const double wall = r->host.wall_us;
+  auto tsc_us = [&](uint64_t a, uint64_t b) {
+    if (!tsc_khz || a < tsc_floor || b <= a) return 0.0;
+    return std::min(wall, double(b - a) * 1000.0 / double(tsc_khz));
+  };
+  r->guest.load_us = tsc_us(ch.tsc_ready, ch.tsc_user_entry);
+  r->guest.run_us = tsc_us(ch.tsc_user_entry, ch.tsc_exit);
+  if (r->guest.load_us + r->guest.run_us > wall) r->guest.load_us = wall - r->guest.run_us;
 }
 
 static vmm::OutputSink append_to(std::string* s) {

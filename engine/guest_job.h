@@ -130,7 +130,16 @@ Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv, co
 void classify_stop(const vmm::StopInfo& stop, const abi::Channel& ch, RunResult* r);
 
 /// Copies the job's counters (bytes, syscalls, ENOSYS numbers, pages, kernel log) into `r`.
+/// All but the byte counts are guest-written: the page peak is clamped to guest memory and the
+/// syscall counts to one per nanosecond of r->host.vcpu_cpu_us (call measure_run first).
 void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, RunResult* r);
+
+/// Fills r->host from `stop` (the VMM's own clocks) and the pagemap of `mem`, and r->guest's
+/// times from the channel's TSC stamps: a pair counts only if both are at or after `tsc_floor`
+/// (the TSC when this job's clock was set) and in order, and each phase and their sum are
+/// clamped to the host's wall time. A failed pagemap read leaves host.memory_bytes 0.
+void measure_run(const vmm::StopInfo& stop, const abi::Channel& ch, uint64_t tsc_khz, uint64_t tsc_floor,
+                 const vmm::GuestMemory& mem, RunResult* r);
 
 /// Output a job produced, when the caller gave no sinks.
 struct CapturedOutput {

@@ -1,6 +1,8 @@
 // Clone restore and run (see restore.h).
 #include "engine/restore.h"
 
+#include <cstring>
+
 #include "engine/guest_job.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/seccomp.h"
@@ -94,6 +96,11 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   // at once on resume (BootInfo.generation).
   boot->tsc_khz = clone.tsc_khz;
   VF_TRY(refresh_entropy_and_clock(boot));
+  if (job.fixed_start) {
+    std::memcpy(boot->entropy, job.fixed_start->entropy, sizeof boot->entropy);
+    boot->clock_realtime_ns = job.fixed_start->realtime_ns;
+  }
+  const uint64_t tsc_floor = boot->clock_tsc;
   CapturedOutput captured;
   vmm::ChannelDevice channel(mem, job.stdin_source, captured.stdout_sink(job.stdout_sink),
                              captured.stderr_sink(job.stderr_sink), job.max_output);
@@ -120,6 +127,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   }
   result.timings.run_us = us_since(t_run);
   classify_stop(stop, channel.page(), &result);
+  if (run) measure_run(stop, channel.page(), clone.tsc_khz, tsc_floor, mem, &result);
   result.stdout_data = std::move(captured.out);
   result.stderr_data = std::move(captured.err);
   result.collected = std::move(files.decoder.files());

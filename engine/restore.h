@@ -51,6 +51,15 @@ Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image);
 /// TemplateImage::load, then restore_clone: for one-off clones (`vmfork run --template`).
 Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view name);
 
+/// A fixed start for reproducible runs (`vmfork measure --deterministic`): the guest's CSPRNG
+/// seed (BootInfo.entropy: getrandom, AT_RANDOM, /dev/urandom all come from it) and its
+/// CLOCK_REALTIME at the job's start. Only the clock's origin is fixed: it still advances with
+/// the TSC while the job runs.
+struct FixedStart {
+  uint64_t entropy[4] = {};
+  uint64_t realtime_ns = 0;
+};
+
 /// The job a clone runs.
 struct CloneJob {
   std::string program;                 // kernel-ready templates: the program to run (host path)
@@ -67,6 +76,7 @@ struct CloneJob {
   JobFiles files;                      // kernel-ready and runtime templates: placed before the job
   bool seccomp = false;                // confine the calling thread before the guest runs
                                        // (vmm::confine_job_thread; it stays confined)
+  const FixedStart* fixed_start = nullptr;  // non-null: this entropy and clock instead of fresh ones
 };
 
 /// Runs `job` in `clone` and leaves the (used) clone alive, for reset_clone or destruction.

@@ -14,6 +14,17 @@ const char* reason_name(ExitReason r) {
   return "?";
 }
 
+nlohmann::json host_json(const RunResult& r) {
+  return {{"wall_us", r.host.wall_us}, {"vcpu_cpu_us", r.host.vcpu_cpu_us},
+          {"memory_bytes", r.host.memory_bytes}, {"vm_exits", r.host.vm_exits}};
+}
+
+nlohmann::json guest_json(const RunResult& r) {
+  return {{"load_us", r.guest.load_us}, {"run_us", r.guest.run_us},
+          {"memory_peak_bytes", r.guest.memory_peak_bytes}, {"syscalls", r.syscalls},
+          {"unknown_syscalls", r.unknown_syscalls}};
+}
+
 nlohmann::json to_json(const RunResult& r) {
   nlohmann::json j;
   j["exit_code"] = r.exit_code;
@@ -22,7 +33,8 @@ nlohmann::json to_json(const RunResult& r) {
     const Fault& f = *r.fault;
     j["fault"] = {{"kind", f.kind}, {"name", f.name}, {"vector", f.vector},
                   {"error_code", f.error_code}, {"rip", f.rip}, {"address", f.address},
-                  {"in_kernel", f.in_kernel}, {"signal", f.signal}, {"message", f.message}};
+                  {"in_kernel", f.in_kernel}, {"signal", f.signal}, {"message", f.message},
+                  {"reported_by", f.vmm_observed ? "vmm" : "guest"}};
   } else {
     j["fault"] = nullptr;
   }
@@ -33,6 +45,8 @@ nlohmann::json to_json(const RunResult& r) {
   j["timings_us"] = {{"create", r.timings.create_us}, {"boot", r.timings.boot_us},
                      {"load", r.timings.load_us},     {"run", r.timings.run_us},
                      {"teardown", r.timings.teardown_us}, {"total", r.timings.total_us}};
+  j["host"] = host_json(r);
+  j["guest_reported"] = guest_json(r);
   j["accel"] = r.accel;
   j["syscalls"] = r.syscalls;
   nlohmann::json unknown = nlohmann::json::object();

@@ -76,7 +76,7 @@ void Histogram::render(const std::string& name, std::string* out) const {
   sample(out, name + "_count", double(count_));
 }
 
-Metrics::Metrics() : restore_seconds_(kRestoreBounds), job_seconds_(kJobBounds) {
+Metrics::Metrics() : restore_seconds_(kRestoreBounds), job_seconds_(kJobBounds), vcpu_cpu_seconds_(kJobBounds) {
   for (const char* r : kFailureReasons) failures_[r] = 0;
 }
 
@@ -100,6 +100,11 @@ void Metrics::observe_restore(double seconds) {
 void Metrics::observe_job(double seconds) {
   std::lock_guard lock(mu_);
   job_seconds_.observe(seconds);
+}
+
+void Metrics::observe_vcpu_cpu(double seconds) {
+  std::lock_guard lock(mu_);
+  vcpu_cpu_seconds_.observe(seconds);
 }
 
 std::string Metrics::render(std::span<const PoolGauge> pools, size_t queue_depth, size_t jobs_running) const {
@@ -146,6 +151,9 @@ std::string Metrics::render(std::span<const PoolGauge> pools, size_t queue_depth
   restore_seconds_.render("vmfork_restore_seconds", &out);
   header(&out, "vmfork_job_seconds", "histogram", "Run requests from accepted to response ready.");
   job_seconds_.render("vmfork_job_seconds", &out);
+  header(&out, "vmfork_job_vcpu_cpu_seconds", "histogram",
+         "CPU time of each job's vCPU thread, measured by the host (guest cannot change it).");
+  vcpu_cpu_seconds_.render("vmfork_job_vcpu_cpu_seconds", &out);
   return out;
 }
 

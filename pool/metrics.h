@@ -56,6 +56,8 @@ class Metrics {
   void observe_restore(double seconds);
   /// A run request took `seconds` from accepted to response ready.
   void observe_job(double seconds);
+  /// A job's vCPU thread used `seconds` of CPU, host-measured (engine::RunResult host.vcpu_cpu_us).
+  void observe_vcpu_cpu(double seconds);
 
   /// The exposition text: the counters above plus the gauges passed in.
   std::string render(std::span<const PoolGauge> pools, size_t queue_depth, size_t jobs_running) const;
@@ -66,6 +68,7 @@ class Metrics {
   std::map<std::string, uint64_t, std::less<>> failures_;  // reason -> count
   Histogram restore_seconds_;
   Histogram job_seconds_;
+  Histogram vcpu_cpu_seconds_;
 };
 
 }  // namespace vmfork::pool

@@ -213,6 +213,13 @@ Result<Response> parse_response_object(const json& j) {
     *out = v->get<uint64_t>();
   }
   if (const json* f = field("fault")) r.fault = *f;
+  // Optional (older servers do not send them): objects, kept as given.
+  for (auto [name, out] : {std::pair{"host", &r.host}, std::pair{"guest_reported", &r.guest_reported}}) {
+    const json* v = field(name);
+    if (!v) continue;
+    if (!v->is_object()) return plain_error(std::string("response: ") + name + " not an object");
+    *out = *v;
+  }
   const json* t = field("timings_us");
   if (!t) return plain_error("response: timings_us missing");
   auto timings = parse_timings(*t);
@@ -294,6 +301,8 @@ std::string serialize_result(const json& id, const engine::RunResult& r, const J
   auto us = [](double v) { return std::round(v * 1000) / 1000; };
   j["timings_us"] = {{"queue", us(t.queue_us)}, {"acquire", us(t.acquire_us)}, {"run", us(t.run_us)},
                      {"total", us(t.total_us)}};
+  j["host"] = engine::host_json(r);
+  j["guest_reported"] = engine::guest_json(r);
   if (!r.collected.empty()) {
     json c = json::array();
     for (const auto& f : r.collected)

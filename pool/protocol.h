@@ -96,6 +96,8 @@ struct Response {
   uint64_t stdout_bytes = 0, stderr_bytes = 0;
   nlohmann::json fault;                  // null or the fault object
   JobTimings timings;
+  nlohmann::json host;                   // null or the trusted figures (engine::host_json)
+  nlohmann::json guest_reported;         // null or the bounded guest figures (engine::guest_json)
   std::vector<engine::CollectedFile> collected;  // `collected`, decoded
   // ok, metrics
   bool has_metrics = false;

@@ -304,6 +304,7 @@ void Service::run_job(Job& job) {
     if (r.ok()) {
       metrics_.job_finished(engine::reason_name(r->reason));
       metrics_.observe_restore(r->timings.create_us / 1e6);
+      metrics_.observe_vcpu_cpu(r->host.vcpu_cpu_us / 1e6);
       line = serialize_result(req.id, *r, t);
     } else {
       metrics_.request_failed(error_code_name(ErrorCode::kInternal));

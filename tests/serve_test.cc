@@ -276,6 +276,7 @@ TEST(Metrics, RendersPrometheusText) {
   m.observe_job(0.003);
   m.observe_job(1000);
   m.observe_restore(0.0002);
+  m.observe_vcpu_cpu(0.004);
   pool::PoolGauge g{"base", {}};
   g.stats.ready = 3;
   g.stats.restores = 10;
@@ -301,6 +302,9 @@ TEST(Metrics, RendersPrometheusText) {
            "vmfork_job_seconds_count 3\n",
            "vmfork_restore_seconds_bucket{le=\"0.00025\"} 1\n",
            "vmfork_restore_seconds_count 1\n",
+           "# TYPE vmfork_job_vcpu_cpu_seconds histogram\n",
+           "vmfork_job_vcpu_cpu_seconds_bucket{le=\"0.005\"} 1\n",
+           "vmfork_job_vcpu_cpu_seconds_count 1\n",
        })
     EXPECT_NE(text.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << text;
   EXPECT_EQ(text.back(), '\n');
@@ -445,6 +449,12 @@ TEST_F(Serve, EchoJobReturnsItsOutput) {
   EXPECT_TRUE(r.fault.is_null());
   EXPECT_GT(r.timings.total_us, 0);
   EXPECT_GE(r.timings.total_us, r.timings.run_us);
+  // Issue 10: the host's own figures ride along, beside the bounded guest ones.
+  ASSERT_TRUE(r.host.is_object());
+  EXPECT_GT(r.host["vcpu_cpu_us"].get<double>(), 0);
+  EXPECT_GE(r.host["wall_us"].get<double>(), 0);
+  ASSERT_TRUE(r.guest_reported.is_object());
+  EXPECT_LE(r.guest_reported["run_us"].get<double>(), r.host["wall_us"].get<double>());
 
   auto fail = must_parse(c.call(run_line("e2", "base", {"/bin/busybox", "sh", "-c", "echo oops >&2; exit 7"})));
   ASSERT_TRUE(fail.ok);

@@ -1,18 +1,37 @@
 // Guest-physical memory (see guest_memory.h).
 #include "vmm/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "common/fd.h"
 
 namespace vmfork::vmm {
+
+namespace {
+
+// /proc/self/pagemap, opened once per process. The first call comes from create_anonymous or
+// map_private, on the thread that sets a VM up: a seccomp-confined job thread (vmm/seccomp.h)
+// may not open files, yet reads the page map after its job (private_resident_pages).
+int pagemap_fd() {
+  static const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  return fd;
+}
+
+}  // namespace
 
 Result<GuestMemory> GuestMemory::create_anonymous(uint64_t bytes) {
   if (bytes == 0 || bytes % (2u << 20)) return plain_error("guest memory must be a multiple of 2 MiB");
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return errno_error("mmap of " + std::to_string(bytes >> 20) + " MiB guest memory");
+  pagemap_fd();
   return GuestMemory(static_cast<uint8_t*>(p), bytes);
 }
 
@@ -20,12 +39,32 @@ Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t bytes) {
   if (bytes == 0 || bytes % (2u << 20)) return plain_error("guest memory must be a multiple of 2 MiB");
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
   if (p == MAP_FAILED) return errno_error("mmap MAP_PRIVATE of " + std::to_string(bytes >> 20) + " MiB template memory");
+  pagemap_fd();
   return GuestMemory(static_cast<uint8_t*>(p), bytes);
 }
 
 Status GuestMemory::discard_private() {
   if (madvise(base_, size_, MADV_DONTNEED) < 0) return errno_error("madvise MADV_DONTNEED of guest memory");
   return {};
+}
+
+Result<uint64_t> GuestMemory::private_resident_pages() const {
+  const int fd = pagemap_fd();
+  if (fd < 0) return plain_error("open /proc/self/pagemap failed when the first guest memory was mapped");
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFileOrShared = 1ull << 61;
+  const uint64_t first = reinterpret_cast<uintptr_t>(base_) / 4096, pages = size_ / 4096;
+  std::vector<uint64_t> buf(8192);  // 64 KiB of entries: 32 MiB of guest memory per read
+  uint64_t count = 0;
+  for (uint64_t done = 0; done < pages;) {
+    const size_t want = size_t(std::min<uint64_t>(buf.size(), pages - done));
+    ssize_t n = pread(fd, buf.data(), want * 8, off_t((first + done) * 8));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || n % 8) return errno_error("read /proc/self/pagemap");
+    for (size_t i = 0; i < size_t(n) / 8; i++)
+      if ((buf[i] & (kPresent | kSwapped)) && !(buf[i] & kFileOrShared)) count++;
+    done += uint64_t(n) / 8;
+  }
+  return count;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept

@@ -27,6 +27,15 @@ class GuestMemory {
   /// The memslot stays valid (KVM re-faults the pages). Errors: madvise failed.
   Status discard_private();
 
+  /// Pages (4 KiB) of this mapping the host now backs privately: present or swapped and not
+  /// file or shared pages, per /proc/self/pagemap (Documentation/admin-guide/mm/pagemap.rst:
+  /// bit 63 present, 62 swapped, 61 file-page or shared-anon). For a clone these are the pages
+  /// the guest wrote since the last discard (copy-on-write copies); for an anonymous mapping,
+  /// every page the guest touched. Host-measured, so the guest cannot shrink it: any page the
+  /// guest wrote is counted. Costs one pread of 2 bytes per KiB of guest memory.
+  /// Errors: open or read of /proc/self/pagemap failed.
+  Result<uint64_t> private_resident_pages() const;
+
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;
   GuestMemory(const GuestMemory&) = delete;

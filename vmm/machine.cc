@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/run_deadline.h"
@@ -126,12 +127,27 @@ static std::string hex(uint64_t v) {
   return b;
 }
 
+namespace {
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // cannot fail for the calling thread
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+}  // namespace
+
 Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline) {
+  const uint64_t cpu0 = thread_cpu_ns();
+  const auto wall0 = std::chrono::steady_clock::now();
   auto stop = run_loop(channel, deadline);
   // Whatever stopped the job (timeout, fault, a guest error), the output the guest kernel had
   // already written into the channel buffers is the job's: drain it. A guest that corrupted
   // the buffer lengths loses only that output; the stop reason stands.
   if (stop.ok() && stop->kind != StopInfo::kFreezePoint) (void)channel.drain_output();
+  if (stop.ok()) {
+    stop->cpu_ns = thread_cpu_ns() - cpu0;
+    stop->wall_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - wall0).count());
+  }
   return stop;
 }
 

@@ -31,6 +31,10 @@ struct StopInfo {
   uint32_t request = 0;   // kJobEnded: the abi::Request
   std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
   uint64_t exits = 0;     // VM exits taken during this run
+  // Host-measured, around the whole run (every KVM_RUN and the exits handled between them):
+  // CLOCK_THREAD_CPUTIME_ID of the vCPU thread (clock_gettime(2)), which on PVM also holds the
+  // guest's time in the host's world switcher, and CLOCK_MONOTONIC wall time. Nanoseconds.
+  uint64_t cpu_ns = 0, wall_ns = 0;
   // kGuestError from a triple fault while the vCPU ran the job (PVM native mode pushes a fault's
   // frame on the job's stack; with the stack exhausted that push faults too): where it was.
   bool user_shutdown = false;
