@@ -1,7 +1,8 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
 // a template), `vmfork template ...` (cli/template.h), `vmfork rootfs ...` (cli/rootfs.h),
-// `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h) and
-// `vmfork accel` (what this host's /dev/kvm offers). Thread-safety: single-threaded main.
+// `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h), `vmfork bench`
+// (cli/bench.h) and `vmfork accel` (what this host's /dev/kvm offers). Thread-safety:
+// single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "cli/bench.h"
 #include "cli/rootfs.h"
 #include "cli/serve.h"
 #include "cli/store.h"
@@ -101,6 +103,8 @@ static int vmfork_main(int argc, char** argv) {
   cli::add_submit_cli(app, &submit_cli);
   cli::WorkerCli worker_cli;
   cli::add_worker_cli(app, &worker_cli);
+  cli::BenchCli bench_cli;
+  cli::add_bench_cli(app, &bench_cli);
 
   // ---- accel
   auto* accel_cmd = app.add_subcommand("accel", "Report which accelerators /dev/kvm offers");
@@ -128,6 +132,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*serve_cli.cmd) return cli::run_serve_cli(serve_cli);
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
+  if (*bench_cli.cmd) return cli::run_bench_cli(bench_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack", "--max-procs"})
