@@ -122,7 +122,10 @@ std::string markdown_table(const nlohmann::json& results) {
 }
 
 Result<std::vector<std::string>> write_plots(const nlohmann::json& results, const std::filesystem::path& out_dir) {
+  // The script names its files relative to out_dir (gnuplot runs there), so the directory can be
+  // moved or committed and re-plotted with `gnuplot plots.gp`.
   const auto dir = std::filesystem::absolute(out_dir);
+  auto rel = [](const std::filesystem::path& p) { return p.filename().string(); };
   std::ostringstream gp;
   gp << "set terminal svg size 800,500 dynamic enhanced font 'sans,12' background rgb 'white'\n"
      << "set key bottom right\nset grid\n";
@@ -140,11 +143,11 @@ Result<std::vector<std::string>> write_plots(const nlohmann::json& results, cons
       const std::string name = p["name"].get<std::string>();
       const auto dat = dir / ("cdf_" + metric + "_" + name + ".dat");
       VF_TRY(write_file(dat, d.str()));
-      plots.push_back(q(dat.string()) + " using 1:2 with steps lw 2 title " + q(name));
+      plots.push_back(q(rel(dat)) + " using 1:2 with steps lw 2 title " + q(name));
     }
     if (plots.empty()) continue;
     const std::string svg = metric == "job_us" ? "latency_cdf_job.svg" : "latency_cdf_restore.svg";
-    gp << "set output " << q((dir / svg).string()) << "\nset logscale x\nset xlabel 'ms'\nset ylabel 'fraction'\n"
+    gp << "set output " << q(svg) << "\nset logscale x\nset xlabel 'ms'\nset ylabel 'fraction'\n"
        << "set title " << q(metric == "job_us" ? "End-to-end job latency (restore + busybox true + teardown)"
                                                 : "Restore until the vCPU can run")
        << "\nplot ";
@@ -169,10 +172,10 @@ Result<std::vector<std::string>> write_plots(const nlohmann::json& results, cons
       const std::string name = p["name"].get<std::string>();
       const auto dat = dir / ("jobs_per_s_" + name + ".dat");
       VF_TRY(write_file(dat, d.str()));
-      plots.push_back(q(dat.string()) + " using 1:2 with linespoints lw 2 pt 7 title " + q(name));
+      plots.push_back(q(rel(dat)) + " using 1:2 with linespoints lw 2 pt 7 title " + q(name));
     }
     if (!plots.empty()) {
-      gp << "set output " << q((dir / "jobs_per_s.svg").string())
+      gp << "set output " << q("jobs_per_s.svg")
          << "\nset logscale y\nset xlabel 'workers'\nset ylabel 'jobs/s (median)'\nset xtics 1\nset xrange [0.8:2.2]\n"
          << "set key top left\nset title 'Jobs per second against workers'\nplot ";
       for (size_t i = 0; i < plots.size(); i++) gp << (i ? ", " : "") << plots[i];
@@ -189,25 +192,29 @@ Result<std::vector<std::string>> write_plots(const nlohmann::json& results, cons
         << pt["raw_bytes"].get<double>() / (1 << 20) << "\n";
     const auto dat = dir / "disk_vs_mem.dat";
     VF_TRY(write_file(dat, d.str()));
-    gp << "set output " << q((dir / "disk_vs_mem.svg").string())
+    gp << "set output " << q("disk_vs_mem.svg")
        << "\nset logscale xy\nset xlabel 'guest memory (MiB)'\nset ylabel 'bytes on disk (MiB)'\nset key top left\n"
-       << "set title 'Snapshot bytes on disk against guest memory size'\nplot " << q(dat.string())
-       << " using 1:3 with linespoints lw 2 pt 7 title 'raw image (firecracker-style, naive)', " << q(dat.string())
+       << "set title 'Snapshot bytes on disk against guest memory size'\nplot " << q(rel(dat))
+       << " using 1:3 with linespoints lw 2 pt 7 title 'raw image (firecracker-style, naive)', " << q(rel(dat))
        << " using 1:2 with linespoints lw 2 pt 7 title 'vmfork page store'\nunset logscale xy\n";
     svgs.push_back("disk_vs_mem.svg");
   }
 
   const auto script = dir / "plots.gp";
   VF_TRY(write_file(script, gp.str()));
-  std::string gnuplot = "/usr/bin/gnuplot", s = script.string();
+  std::string gnuplot = "/usr/bin/gnuplot", s = "plots.gp", cwd = dir.string();
   char* argv[] = {gnuplot.data(), s.data(), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
   pid_t pid;
-  int e = posix_spawn(&pid, gnuplot.c_str(), nullptr, nullptr, argv, environ);
+  int e = posix_spawn(&pid, gnuplot.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
   if (e != 0) return Error{"posix_spawn " + gnuplot + " (apt-get install gnuplot-nox)", e};
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return errno_error("waitpid gnuplot");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return plain_error("gnuplot " + s + " failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return plain_error("gnuplot " + (dir / s).string() + " failed");
   return svgs;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -186,49 +187,72 @@ const char* kind_name(Kind k) {
   return k == Kind::kVmfork ? "vmfork" : k == Kind::kFirecracker ? "firecracker-style" : "naive";
 }
 
-// Latency, throughput and memory of one peer; a failure becomes the peer's reason.
-void measure(const Env& env, Kind kind, PeerResult& p) {
+// Latency, throughput and memory of the three peers, interleaved (vmfork, firecracker-style,
+// naive, vmfork, ...) so that a shared host's changing load falls on all of them alike. A
+// peer's failure becomes its reason and drops it from the rest of the run.
+void measure_all(const Env& env, const std::array<PeerResult*, 3>& peers) {
   const SuiteOptions& opt = *env.opt;
-  auto fail = [&](const std::string& step, const Error& e) {
-    p.ran = false;
-    p.reason = step + ": " + e.message();
-    opt.say(std::string(kind_name(kind)) + ": " + p.reason);
+  const Kind kinds[3] = {Kind::kVmfork, Kind::kFirecracker, Kind::kNaive};
+  bool alive[3] = {true, true, true};
+  auto fail = [&](int k, const std::string& step, const Error& e) {
+    alive[k] = false;
+    peers[k]->ran = false;
+    peers[k]->reason = step + ": " + e.message();
+    opt.say(std::string(kind_name(kinds[k])) + ": " + peers[k]->reason);
   };
-  // Naive restore reads the whole image per clone: fewer repetitions keep the run short.
-  const int reps = kind == Kind::kNaive ? std::max(5, opt.latency_reps / 5) : opt.latency_reps;
-  opt.say(std::string(kind_name(kind)) + ": " + std::to_string(reps) + " jobs, one at a time");
-  std::map<std::string, std::vector<double>> phases;
-  for (int i = 0; i < reps + 1; i++) {
-    Phases ph;
-    auto r = one_job(env, kind, &ph);
-    if (!r.ok()) return fail("job", r.error());
-    if (i == 0) continue;  // warm-up: first-touch of the host's page cache and KVM's caches
-    p.samples["restore_us"].push_back(r->first);
-    p.samples["job_us"].push_back(r->second);
-    using P = std::pair<const char*, double>;
-    for (const P& x : {P{"map", ph.map}, P{"vm_vcpu", ph.vm}, P{"state", ph.state}, P{"load", ph.load},
-                       P{"run", ph.run}, P{"teardown", ph.teardown}})
-      phases[x.first].push_back(x.second);
-  }
-  // Medians of the phases of the jobs above (engine RestoreTimings and RunResult::timings; for
-  // naive and firecracker-style, the memory step is inside restore_us, not in "map").
-  for (auto& [name, v] : phases) p.extra["phases_us_median"][name] = summarize(v).median;
-  for (int workers : {1, 2}) {
-    opt.say(std::string(kind_name(kind)) + ": jobs/s with " + std::to_string(workers) + " worker(s)");
-    for (int round = 0; round < opt.throughput_rounds; round++) {
-      auto r = throughput(env, kind, workers, opt.throughput_round_s);
-      if (!r.ok()) return fail("throughput", r.error());
-      p.samples["jobs_per_s_" + std::to_string(workers)].push_back(*r);
+  std::map<std::string, std::vector<double>> phases[3];
+  // Naive restore reads the whole image per clone: it runs every 5th round only.
+  opt.say("vmfork, firecracker-style, naive: " + std::to_string(opt.latency_reps) + " jobs each (naive " +
+          std::to_string(opt.latency_reps / 5) + "), one at a time, interleaved");
+  for (int i = 0; i < opt.latency_reps + 1; i++) {
+    for (int k = 0; k < 3; k++) {
+      if (!alive[k] || (kinds[k] == Kind::kNaive && i % 5 != 0)) continue;
+      Phases ph;
+      auto r = one_job(env, kinds[k], &ph);
+      if (!r.ok()) {
+        fail(k, "job", r.error());
+        continue;
+      }
+      if (i == 0) continue;  // warm-up: first-touch of the host's page cache and KVM's caches
+      peers[k]->samples["restore_us"].push_back(r->first);
+      peers[k]->samples["job_us"].push_back(r->second);
+      using P = std::pair<const char*, double>;
+      for (const P& x : {P{"map", ph.map}, P{"vm_vcpu", ph.vm}, P{"state", ph.state}, P{"load", ph.load},
+                         P{"run", ph.run}, P{"teardown", ph.teardown}})
+        phases[k][x.first].push_back(x.second);
     }
   }
-  // Naive clones hold the whole image privately: fewer at once keeps a shared host's memory.
-  const int n = kind == Kind::kNaive ? std::min(opt.memory_clones, 4) : opt.memory_clones;
-  opt.say(std::string(kind_name(kind)) + ": private memory of " + std::to_string(n) + " live clones");
-  auto m = private_per_clone(env, kind, n);
-  if (!m.ok()) return fail("private memory", m.error());
-  p.samples["private_kib_per_clone"].push_back(*m);
-  p.extra["private_memory_clones"] = n;
-  p.ran = true;
+  // Medians of the phases of the jobs above (engine RestoreTimings and RunResult::timings; for
+  // naive and firecracker-style, getting memory is inside restore_us, not in "map").
+  for (int k = 0; k < 3; k++)
+    for (auto& [name, v] : phases[k]) peers[k]->extra["phases_us_median"][name] = summarize(v).median;
+  opt.say("jobs/s with 1 and 2 workers, " + std::to_string(opt.throughput_rounds) + " rounds of " +
+          std::to_string(opt.throughput_round_s) + " s each, interleaved");
+  for (int round = 0; round < opt.throughput_rounds; round++)
+    for (int workers : {1, 2})
+      for (int k = 0; k < 3; k++) {
+        if (!alive[k]) continue;
+        auto r = throughput(env, kinds[k], workers, opt.throughput_round_s);
+        if (!r.ok()) {
+          fail(k, "throughput", r.error());
+          continue;
+        }
+        peers[k]->samples["jobs_per_s_" + std::to_string(workers)].push_back(*r);
+      }
+  for (int k = 0; k < 3; k++) {
+    if (!alive[k]) continue;
+    // Naive clones hold the whole image privately: fewer at once spare a shared host's memory.
+    const int n = kinds[k] == Kind::kNaive ? std::min(opt.memory_clones, 4) : opt.memory_clones;
+    opt.say(std::string(kind_name(kinds[k])) + ": private memory of " + std::to_string(n) + " live clones");
+    auto m = private_per_clone(env, kinds[k], n);
+    if (!m.ok()) {
+      fail(k, "private memory", m.error());
+      continue;
+    }
+    peers[k]->samples["private_kib_per_clone"].push_back(*m);
+    peers[k]->extra["private_memory_clones"] = n;
+    peers[k]->ran = true;
+  }
 }
 
 }  // namespace
@@ -317,10 +341,8 @@ Result<std::vector<PeerResult>> run_vm_peers(const SuiteOptions& opt) {
   if (env.raw.get() < 0) return errno_error("open " + raw_path.string());
   vf.extra["materialize_us"] = env.image->materialize_us();
 
-  measure(env, Kind::kVmfork, vf);
+  measure_all(env, {&vf, &fc, &nv});
   if (!vf.ran) return plain_error("vmfork itself: " + vf.reason);
-  measure(env, Kind::kFirecracker, fc);
-  measure(env, Kind::kNaive, nv);
   for (auto* p : {&fc, &nv}) p->extra["raw_image_in_page_cache"] = true;
   return std::vector<PeerResult>{std::move(vf), std::move(fc), std::move(nv)};
 }
