@@ -19,7 +19,7 @@ void add_bench_cli(CLI::App& app, BenchCli* cli) {
   cli->cmd->add_flag("--quick", cli->quick, "fewer repetitions: under a minute (CI smoke test)");
   cli->cmd->add_option("--out", cli->out, "output directory")->capture_default_str();
   cli->cmd->add_option("--mem", cli->mem, "every peer's guest memory size")->capture_default_str();
-  cli->cmd->add_option("--work", cli->work, "scratch directory on a real disk (removed afterwards)");
+  cli->cmd->add_option("--work", cli->work, "scratch directory on a real disk; the suite works in DIR/suite-PID and removes that");
 }
 
 int run_bench_cli(const BenchCli& cli) {
@@ -30,12 +30,11 @@ int run_bench_cli(const BenchCli& cli) {
     return 125;
   }
   opt.mem_bytes = *mem;
-  if (!cli.work.empty()) {
-    opt.work_dir = cli.work;
-  } else {
-    const char* d = std::getenv("VMFORK_BENCH_DIR");
-    opt.work_dir = std::filesystem::path(d && *d ? d : "/var/tmp/vmfork-bench") / ("suite-" + std::to_string(getpid()));
-  }
+  // A directory of our own inside the scratch directory: the suite removes it when done.
+  const char* d = std::getenv("VMFORK_BENCH_DIR");
+  std::filesystem::path base = !cli.work.empty() ? std::filesystem::path(cli.work)
+                                                 : std::filesystem::path(d && *d ? d : "/var/tmp/vmfork-bench");
+  opt.work_dir = base / ("suite-" + std::to_string(getpid()));
   opt.progress = [](const std::string& line) { std::fprintf(stderr, "bench: %s\n", line.c_str()); };
   auto r = bench::run_suite(opt, cli.out);
   if (!r.ok()) {

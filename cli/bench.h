@@ -13,7 +13,8 @@ struct BenchCli {
   bool quick = false;
   std::string out = "bench-results";
   std::string mem = "256M";
-  std::string work;  // scratch directory; default $VMFORK_BENCH_DIR/suite-PID or /var/tmp/...
+  std::string work;  // scratch base; the suite uses WORK/suite-PID (default base: $VMFORK_BENCH_DIR,
+                     // else /var/tmp/vmfork-bench)
 };
 
 /// Registers `bench` on `app`; `cli` must outlive parsing.

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -137,8 +138,8 @@ Result<Cycle> one_cycle(const SuiteOptions& opt, const std::filesystem::path& di
                         const std::filesystem::path& kernel, bool pvh) {
   Cycle c;
   const auto sock = dir / "qmp.sock", file = dir / "state.mig", log = dir / "qemu.log";
-  std::filesystem::remove(sock);
-  std::filesystem::remove(file);
+  { std::error_code e_; std::filesystem::remove(sock, e_); }
+  { std::error_code e_; std::filesystem::remove(file, e_); }
   {
     VF_ASSIGN(Pipe serial, Pipe::make());
     VF_ASSIGN(QemuProcess q, QemuProcess::spawn(base_args(opt, sock, kernel, pvh), log, serial.w.get()));
@@ -165,7 +166,7 @@ Result<Cycle> one_cycle(const SuiteOptions& opt, const std::filesystem::path& di
   struct stat sb {};
   if (stat(file.c_str(), &sb) != 0) return errno_error("stat " + file.string());
   c.file_bytes = double(sb.st_blocks) * 512;
-  std::filesystem::remove(sock);
+  { std::error_code e_; std::filesystem::remove(sock, e_); }
   {
     auto args = base_args(opt, sock, kernel, pvh);
     args.push_back("-incoming");
@@ -223,7 +224,18 @@ PeerResult run_qemu(const SuiteOptions& opt, const std::filesystem::path& kernel
                                     "the idle loop's period, about 0.2 ms)"
                                   : "QMP query-status == running (the vCPUs resumed), not a byte from the guest";
   const auto dir = opt.work_dir / "qemu";
-  std::filesystem::create_directories(dir);
+  // QEMU runs "exec:" migration URIs through /bin/sh: allow only plain path characters in them.
+  for (char ch : dir.string())
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("/._-+", ch))) {
+      p.reason = "work directory " + dir.string() + " has a character QEMU's exec: migration would hand to the shell";
+      return p;
+    }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    p.reason = "mkdir " + dir.string() + ": " + ec.message();
+    return p;
+  }
   for (int i = 0; i < opt.qemu_reps + 1; i++) {
     opt.say("qemu: save + restore " + std::to_string(i + 1) + "/" + std::to_string(opt.qemu_reps + 1));
     auto c = one_cycle(opt, dir, kernel, pvh);
@@ -239,7 +251,7 @@ PeerResult run_qemu(const SuiteOptions& opt, const std::filesystem::path& kernel
     p.samples["snapshot_create_us"].push_back(c->save_us);
     p.samples["bytes_on_disk"].push_back(c->file_bytes);
   }
-  std::filesystem::remove_all(dir);
+  { std::error_code e_; std::filesystem::remove_all(dir, e_); }
   p.ran = true;
   return p;
 }

@@ -124,7 +124,9 @@ std::string markdown_table(const nlohmann::json& results) {
 Result<std::vector<std::string>> write_plots(const nlohmann::json& results, const std::filesystem::path& out_dir) {
   // The script names its files relative to out_dir (gnuplot runs there), so the directory can be
   // moved or committed and re-plotted with `gnuplot plots.gp`.
-  const auto dir = std::filesystem::absolute(out_dir);
+  std::error_code ec;
+  const auto dir = std::filesystem::absolute(out_dir, ec);
+  if (ec) return Error{"absolute path of " + out_dir.string(), ec.value()};
   auto rel = [](const std::filesystem::path& p) { return p.filename().string(); };
   std::ostringstream gp;
   gp << "set terminal svg size 800,500 dynamic enhanced font 'sans,12' background rgb 'white'\n"
