@@ -1,8 +1,8 @@
 // The vmfork command line: `vmfork run` (one static program in a fresh VM, cold or in a clone of
 // a template), `vmfork template ...` (cli/template.h), `vmfork rootfs ...` (cli/rootfs.h),
 // `vmfork serve` and `vmfork submit` (cli/serve.h), `vmfork worker` (cli/worker.h), `vmfork
-// measure` (cli/measure.h) and `vmfork accel` (what this host's /dev/kvm offers).
-// Thread-safety: single-threaded main.
+// measure` (cli/measure.h), `vmfork bench` (cli/bench.h) and `vmfork accel` (what this host's
+// /dev/kvm offers). Thread-safety: single-threaded main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <thread>
 
+#include "cli/bench.h"
 #include "cli/measure.h"
 #include "cli/rootfs.h"
 #include "cli/serve.h"
@@ -107,6 +108,8 @@ static int vmfork_main(int argc, char** argv) {
   cli::add_submit_cli(app, &submit_cli);
   cli::WorkerCli worker_cli;
   cli::add_worker_cli(app, &worker_cli);
+  cli::BenchCli bench_cli;
+  cli::add_bench_cli(app, &bench_cli);
 
   // ---- measure
   cli::MeasureCli measure_cli;
@@ -139,6 +142,7 @@ static int vmfork_main(int argc, char** argv) {
   if (*submit_cli.cmd) return cli::run_submit_cli(submit_cli);
   if (*worker_cli.cmd) return cli::run_worker_cli(worker_cli);
   if (*measure_cli.cmd) return cli::run_measure_cli(measure_cli);
+  if (*bench_cli.cmd) return cli::run_bench_cli(bench_cli);
   if (command.empty() && template_name.empty()) return fail("run: give PROGRAM [ARGS...] after --");
   if (!template_name.empty())
     for (const char* opt : {"--mem", "--accel", "--stack", "--max-procs"})

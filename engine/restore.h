@@ -48,6 +48,12 @@ struct Clone {
 /// nothing is left allocated.
 Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image);
 
+/// Restores one clone of `image`'s state over guest memory the caller supplies (its bytes must be
+/// the template's, `image->mem_bytes()` long) instead of a MAP_PRIVATE view of the image's memfd:
+/// how `vmfork bench` restores its peers (a raw memory file mapped MAP_PRIVATE, or read into
+/// anonymous memory) with the same state restore. timings.map_us is 0. Errors: as restore_clone.
+Result<Clone> restore_clone_over(std::shared_ptr<const TemplateImage> image, vmm::GuestMemory mem);
+
 /// TemplateImage::load, then restore_clone: for one-off clones (`vmfork run --template`).
 Result<Clone> restore_clone(const snapshot::PageStore& store, std::string_view name);
 

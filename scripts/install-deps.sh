@@ -14,4 +14,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   erofs-utils libarchive-dev libpython3.11-stdlib python3 sqlite3 gzip findutils dash \
   libhiredis-dev libcpp-httplib-dev redis-server \
   hyperfine \
-  clang libclang-rt-14-dev >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh; hyperfine: bench/measure_noise.sh
+  clang libclang-rt-14-dev \
+  qemu-system-x86 gnuplot-nox >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh; hyperfine: bench/measure_noise.sh; QEMU peer + plots: vmfork bench
