@@ -58,6 +58,7 @@ Result<RunResult> run_cold(const RunSpec& spec) {
   double wall_us = us_since(t_run);
   const abi::Channel& ch = channel.page();
   classify_stop(stop, ch, &result);
+  result.vm_exits = stop.exits;
 
   // Guest phase split from its TSC stamps (0 when a phase was not reached).
   auto tsc_us = [&](uint64_t a, uint64_t b) {

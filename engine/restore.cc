@@ -11,7 +11,7 @@ using vmm::Clock;
 Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image) {
   const auto t_start = Clock::now();
   Clone c;
-  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::map_private(image->memfd(), image->mem_bytes()));
+  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::map_private(image->memory_fd(), image->mem_bytes()));
   c.timings.map_us = us_since(t_start);
   const auto t_vm = Clock::now();
   VF_ASSIGN(auto kvm, shared_kvm());
@@ -116,6 +116,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   if (run) {
     VF_ASSIGN(stop, machine.run(channel, deadline));
   }
+  result.vm_exits = stop.exits;
   result.timings.run_us = us_since(t_run);
   classify_stop(stop, channel.page(), &result);
   result.stdout_data = std::move(captured.out);

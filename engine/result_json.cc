@@ -35,6 +35,7 @@ nlohmann::json to_json(const RunResult& r) {
                      {"teardown", r.timings.teardown_us}, {"total", r.timings.total_us}};
   j["accel"] = r.accel;
   j["syscalls"] = r.syscalls;
+  j["vm_exits"] = r.vm_exits;
   nlohmann::json unknown = nlohmann::json::object();
   for (auto [nr, n] : r.unknown_by_nr) unknown[std::to_string(nr)] = n;
   j["unknown_syscalls"] = unknown;

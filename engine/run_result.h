@@ -51,6 +51,7 @@ struct RunResult {
   uint64_t syscalls = 0, unknown_syscalls = 0;
   std::map<uint32_t, uint32_t> unknown_by_nr;  // syscall number -> count (ENOSYS answers)
   uint64_t guest_pages_peak = 0;
+  uint64_t vm_exits = 0;  // returns from KVM_RUN during the job (vmm::StopInfo::exits)
   std::string kernel_log;
   std::vector<CollectedFile> collected;  // the job's --collect paths, in request order
 };

@@ -96,6 +96,7 @@ struct Response {
   uint64_t stdout_bytes = 0, stderr_bytes = 0;
   nlohmann::json fault;                  // null or the fault object
   JobTimings timings;
+  uint64_t vm_exits = 0;                 // returns from KVM_RUN during the job (0 if absent)
   std::vector<engine::CollectedFile> collected;  // `collected`, decoded
   // ok, metrics
   bool has_metrics = false;

@@ -303,6 +303,7 @@ void Service::run_job(Job& job) {
     if (r.ok()) {
       metrics_.job_finished(engine::reason_name(r->reason));
       metrics_.observe_restore(r->timings.create_us / 1e6);
+      metrics_.observe_exits(r->vm_exits);
       line = serialize_result(req.id, *r, t);
     } else {
       metrics_.request_failed(error_code_name(ErrorCode::kInternal));

@@ -30,7 +30,10 @@ struct StopInfo {
   } kind;
   uint32_t request = 0;   // kJobEnded: the abi::Request
   std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
-  uint64_t exits = 0;     // VM exits taken during this run
+  // Returns from KVM_RUN during this run: every exit to vmfork (doorbells, serial, faults) and
+  // every signal kick (deadline, guest ticks). KVM-internal exits (EPT faults, interrupts KVM
+  // handles itself) never reach user space and are not counted.
+  uint64_t exits = 0;
   // kGuestError from a triple fault while the vCPU ran the job (PVM native mode pushes a fault's
   // frame on the job's stack; with the stack exhausted that push faults too): where it was.
   bool user_shutdown = false;
