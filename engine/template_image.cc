@@ -15,7 +15,7 @@ namespace vmfork::engine {
 using Clock = std::chrono::steady_clock;
 
 Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot::PageStore& store,
-                                                                  std::string_view name) {
+                                                                  std::string_view name, MemorySource source) {
   const auto t_start = Clock::now();
   auto img = std::make_shared<TemplateImage>();
   img->name_ = std::string(name);
@@ -51,7 +51,8 @@ Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot:
 
   // ---- the store's image, or else a memfd of our own; zero pages stay holes either way
   const auto t_mem = Clock::now();
-  auto mapped = store.open_image(t);
+  auto mapped = source == MemorySource::kStoreImage ? store.open_image(t)
+                                                   : Result<snapshot::MemoryImage>(plain_error("memfd requested"));
   if (mapped.ok()) {
     img->memory_fd_ = std::move(mapped->fd);
     img->mapped_image_ = true;

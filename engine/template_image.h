@@ -22,6 +22,12 @@
 
 namespace vmfork::engine {
 
+/// Where a TemplateImage's memory comes from.
+enum class MemorySource {
+  kStoreImage,  // the store's mapped image (the default); the memfd if no image can be had
+  kMemfd,       // always decode the packs into a private sealed memfd (benchmarks compare)
+};
+
 class TemplateImage {
  public:
   /// Validates template `name` without side effects, then materializes its memory. Errors: the
@@ -29,7 +35,8 @@ class TemplateImage {
   /// section or metadata, a host that cannot run it, or (only when the store's image cannot be
   /// opened or built) memfd_create/ftruncate/mmap/fcntl.
   static Result<std::shared_ptr<const TemplateImage>> load(const snapshot::PageStore& store,
-                                                            std::string_view name);
+                                                            std::string_view name,
+                                                            MemorySource source = MemorySource::kStoreImage);
 
   const std::string& name() const { return name_; }
   const TemplateMeta& meta() const { return meta_; }
