@@ -13,4 +13,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libssl-dev musl-tools busybox-static \
   erofs-utils libarchive-dev libpython3.11-stdlib python3 sqlite3 gzip findutils dash \
   libhiredis-dev libcpp-httplib-dev redis-server \
-  clang libclang-rt-14-dev >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh
+  clang libclang-rt-14-dev \
+  hyperfine >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh; hyperfine: bench/oneshot_bench.sh
