@@ -30,7 +30,8 @@ enum class MemorySource {
 
 class TemplateImage {
  public:
-  /// Validates template `name` without side effects, then materializes its memory. Errors: the
+  /// Validates template `name` without side effects, then opens its memory (the store's image,
+  /// which this call writes if it is missing or damaged; or a memfd, see MemorySource). Errors: the
   /// store's (missing template, corrupt manifest or pack: file, offset, what was expected), a bad
   /// section or metadata, a host that cannot run it, or (only when the store's image cannot be
   /// opened or built) memfd_create/ftruncate/mmap/fcntl.
