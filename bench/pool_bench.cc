@@ -8,10 +8,19 @@
 //   Reset                  reset_clone after a busybox echo job: p50/p99.
 //   IdleCloneMemory        private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup)
 //                          added per idle restored clone and per clone after a job, in KiB.
+//   JobPath                one trivial job's path through a reset-mode clone of "cat", piece by
+//                          piece (issue 11, docs/performance.md "Where a job's time goes"): the
+//                          request parsed, stdin written (run_job_in's load), KVM_RUN entered to
+//                          the guest's exit_group (the host's TSC before run_job_in against the
+//                          guest's own tsc_exit stamp, same TSC on this host, checked per job),
+//                          exit_group back to the host, the response serialized, and the reset
+//                          off the path; with the VM exits per job. memfd:0 maps the store's
+//                          image (the default), memfd:1 a private memfd decoded from the packs.
 // Templates: "base" (kernel-ready) and "cat" (busybox cat frozen at its first stdin read), 256
 // MiB each, in a temporary store under $VMFORK_BENCH_DIR (default /var/tmp/vmfork-bench).
 // Figures are counters; docs/performance.md records a run. Needs /dev/kvm.
 #include <benchmark/benchmark.h>
+#include <x86intrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +34,8 @@
 #include "engine/guest_job.h"
 #include "engine/restore.h"
 #include "engine/template.h"
+#include "guest-kernel/abi/vmfork_abi.h"
+#include "pool/protocol.h"
 #include "pool/warm_pool.h"
 
 using namespace vmfork;
@@ -39,9 +50,10 @@ std::filesystem::path bench_dir() {
 }
 
 // Templates made once per process.
-std::shared_ptr<const engine::TemplateImage> image(const std::string& name) {
+std::shared_ptr<const engine::TemplateImage> image(const std::string& name,
+                                                   engine::MemorySource src = engine::MemorySource::kStoreImage) {
   static std::unique_ptr<snapshot::PageStore> store;
-  static std::map<std::string, std::shared_ptr<const engine::TemplateImage>> images;
+  static std::map<std::pair<std::string, engine::MemorySource>, std::shared_ptr<const engine::TemplateImage>> images;
   if (!store) {
     std::filesystem::remove_all(bench_dir());
     auto s = snapshot::PageStore::open(bench_dir());
@@ -57,9 +69,9 @@ std::shared_ptr<const engine::TemplateImage> image(const std::string& name) {
     for (auto* spec : {&base, &cat})
       if (!engine::create_template(*spec, *store).ok()) return nullptr;
   }
-  auto& img = images[name];
+  auto& img = images[{name, src}];
   if (!img) {
-    auto r = engine::TemplateImage::load(*store, name);
+    auto r = engine::TemplateImage::load(*store, name, src);
     if (r.ok()) img = *r;
   }
   return img;
@@ -197,6 +209,59 @@ void IdleCloneMemory(benchmark::State& state) {
   }
 }
 BENCHMARK(IdleCloneMemory)->ArgName("stdin_wait")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void JobPath(benchmark::State& state) {
+  auto img = image("cat", state.range(0) ? engine::MemorySource::kMemfd : engine::MemorySource::kStoreImage);
+  if (!img) return state.SkipWithError("template setup failed");
+  auto c = engine::restore_clone(img);
+  if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+  const double tsc_per_us = double(c->tsc_khz) / 1000.0;
+  const std::string line = R"({"id":7,"op":"run","template":"cat","stdin":"aGkK","timeout_ms":5000})";
+  std::vector<double> parse, load, to_exit, from_exit, run, serialize, reset, exits;
+  uint64_t unordered = 0;
+  for (auto _ : state) {
+    auto t_parse = Clock::now();
+    nlohmann::json id;
+    auto req = pool::parse_request(line, &id);
+    if (!req.ok()) return state.SkipWithError(req.error().message().c_str());
+    parse.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t_parse).count());
+    vmm::StringInput in(req->stdin_data);
+    engine::CloneJob job;
+    job.stdin_source = &in;
+    const uint64_t tsc0 = __rdtsc();
+    auto r = engine::run_job_in(*c, job);
+    const uint64_t tsc1 = __rdtsc();
+    if (!r.ok() || r->stdout_data != "hi\n") return state.SkipWithError("job failed");
+    const uint64_t tsc_exit = c->machine->memory().at<abi::Channel>(abi::kChannelGpa)->tsc_exit;
+    load.push_back(r->timings.load_us);
+    run.push_back(r->timings.run_us);
+    exits.push_back(double(r->host.vm_exits));
+    if (tsc0 < tsc_exit && tsc_exit < tsc1 && tsc_per_us > 0) {
+      // KVM_RUN is entered load_us after tsc0 (to within the clock reads between them).
+      to_exit.push_back(double(tsc_exit - tsc0) / tsc_per_us - r->timings.load_us);
+      from_exit.push_back(double(tsc1 - tsc_exit) / tsc_per_us);
+    } else {
+      unordered++;  // the guest's TSC is not the host's: no split
+    }
+    auto t_ser = Clock::now();
+    std::string out = pool::serialize_result(id, *r, pool::JobTimings{});
+    serialize.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t_ser).count());
+    benchmark::DoNotOptimize(out);
+    auto t_reset = Clock::now();
+    if (!engine::reset_clone(*c).ok()) return state.SkipWithError("reset failed");
+    reset.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t_reset).count());
+  }
+  report(state, "parse", parse);
+  report(state, "stdin_written", load);
+  report(state, "run_entered_to_guest_exit", to_exit);
+  report(state, "guest_exit_to_host_done", from_exit);
+  report(state, "run", run);
+  report(state, "serialize", serialize);
+  report(state, "reset_offpath", reset);
+  report(state, "vm_exits", exits);
+  state.counters["tsc_unordered_jobs"] = double(unordered);
+}
+BENCHMARK(JobPath)->ArgName("memfd")->Arg(0)->Arg(1)->Iterations(500)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

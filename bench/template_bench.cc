@@ -7,6 +7,10 @@
 //                         frozen at its first stdin read: how much the store grows per template.
 //   TemplateReadBack      PageStore::read_memory (io_uring reads, zstd, XXH3-128 of every page)
 //                         of the 2 GiB template: GiB/s of stored pages and of guest memory.
+//   TemplateLoad/<src>    engine::TemplateImage::load of the 256 MiB working_set template (48 MiB
+//                         touched), as every process that clones it does once (issue 11):
+//                         image = the store's mapped image (built once, before timing), memfd =
+//                         decoding the packs into a private memfd as before images existed.
 // Figures are counters; docs/performance.md records a run. Needs /dev/kvm. The store lives in
 // $VMFORK_BENCH_DIR (default /var/tmp/vmfork-bench), on a real disk, and is removed afterwards.
 #include <benchmark/benchmark.h>
@@ -20,6 +24,7 @@
 
 #include "engine/guest_job.h"
 #include "engine/template.h"
+#include "engine/template_image.h"
 
 using namespace vmfork;
 using Clock = std::chrono::steady_clock;
@@ -184,6 +189,31 @@ void TemplateReadBack(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(TemplateReadBack)->Arg(1)->Arg(2)->Iterations(5)->Unit(benchmark::kMillisecond);
+
+void TemplateLoad(benchmark::State& state) {
+  auto store = fresh_store(state, "load");
+  if (!store) return;
+  auto c = engine::create_template(working_set_spec("ws", 256ull << 20), *store);
+  if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+  if (!c->image_error.empty()) return state.SkipWithError(c->image_error.c_str());
+  const auto src = state.range(0) ? engine::MemorySource::kMemfd : engine::MemorySource::kStoreImage;
+  double total = 0, mem = 0;
+  int n = 0;
+  for (auto _ : state) {
+    auto t = Clock::now();
+    auto img = engine::TemplateImage::load(*store, "ws", src);
+    if (!img.ok()) return state.SkipWithError(img.error().message().c_str());
+    if ((*img)->image_built()) return state.SkipWithError("the image was rebuilt while timing");
+    total += seconds_since(t);
+    mem += (*img)->materialize_us();
+    n++;
+  }
+  state.counters["load_ms"] = total / n * 1e3;
+  state.counters["memory_ms"] = mem / n / 1e3;
+  state.counters["image_build_ms"] = c->image_us / 1e3;
+  std::filesystem::remove_all(bench_dir() / "load");
+}
+BENCHMARK(TemplateLoad)->ArgName("memfd")->Arg(0)->Arg(1)->Iterations(10)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -15,8 +15,10 @@ void add_store_cli(CLI::App& app, StoreCli* c) {
   c->cmd->require_subcommand(1);
   c->cmd->add_option("--store", c->store, "store directory (default: $VMFORK_STORE or ~/.local/share/vmfork/store)");
   c->gc = c->cmd->add_subcommand("gc", "Remove what no template or image uses: temp files of interrupted "
-                                       "writes, dead frames and packs, unnamed images");
-  c->verify = c->cmd->add_subcommand("verify", "Re-read and check every template and every image");
+                                       "writes, dead frames and packs, memory images of removed templates, "
+                                       "unnamed images");
+  c->verify = c->cmd->add_subcommand("verify", "Re-read and check every template, its memory image (a damaged "
+                                               "one is rebuilt) and every image");
   for (CLI::App* sub : {c->gc, c->verify})
     sub->add_option("--store", c->store, "store directory (default: $VMFORK_STORE or ~/.local/share/vmfork/store)");
 }
@@ -55,6 +57,16 @@ int run_store_cli(const StoreCli& c) {
     } else {
       std::printf("DAMAGED template %s: %s\n", n.c_str(), st.error().message().c_str());
       bad++;
+      continue;  // its image cannot be checked against damaged packs
+    }
+    // The image is a cache: a damaged one is rebuilt from the (verified) packs, so it is
+    // reported but does not fail the verify.
+    auto img = (*pages)->verify_image(n);
+    if (!img.ok()) {
+      std::printf("DAMAGED image of template %s: %s\n", n.c_str(), img.error().message().c_str());
+      bad++;
+    } else if (!img->empty()) {
+      std::printf("rebuilt image of template %s: %s\n", n.c_str(), img->c_str());
     }
   }
   auto list = images->list();

@@ -144,7 +144,8 @@ int create(const TemplateCli& c, snapshot::PageStore& store) {
         {"pages_total", p.pages_total}, {"pages_zero", p.pages_zero}, {"pages_new", p.pages_new},
         {"pages_deduped", p.pages_deduped}, {"frames_written", p.frames_written},
         {"pack_bytes", p.pack_bytes}, {"manifest_bytes", p.manifest_bytes},
-        {"boot_us", r->boot_us}, {"save_us", r->save_us}, {"store_us", r->store_us}, {"total_us", r->total_us}};
+        {"boot_us", r->boot_us}, {"save_us", r->save_us}, {"store_us", r->store_us}, {"total_us", r->total_us},
+        {"image_us", r->image_us}, {"image_error", r->image_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->image_error)}};
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::printf("template %s: frozen at %s (%s mode) after %.1f ms\n", c.name.c_str(), freeze_point_name(r->point),
@@ -155,6 +156,11 @@ int create(const TemplateCli& c, snapshot::PageStore& store) {
     std::printf("  written: %s in %llu frames + %llu-byte manifest; store step %.1f ms\n", mib(p.pack_bytes).c_str(),
                 static_cast<unsigned long long>(p.frames_written), static_cast<unsigned long long>(p.manifest_bytes),
                 r->store_us / 1000);
+    if (r->image_error.empty())
+      std::printf("  memory image: built in %.1f ms\n", r->image_us / 1000);
+    else
+      std::fprintf(stderr, "vmfork: warning: memory image not built (clones will build it): %s\n",
+                   r->image_error.c_str());
   }
   return 0;
 }

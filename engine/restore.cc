@@ -13,7 +13,7 @@ using vmm::Clock;
 
 Result<Clone> restore_clone(std::shared_ptr<const TemplateImage> image) {
   const auto t_start = Clock::now();
-  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::map_private(image->memfd(), image->mem_bytes()));
+  VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::map_private(image->memory_fd(), image->mem_bytes()));
   const double map_us = us_since(t_start);
   VF_ASSIGN(Clone c, restore_clone_over(std::move(image), std::move(mem)));
   c.timings.map_us = map_us;

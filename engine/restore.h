@@ -1,8 +1,8 @@
 // Restoring a clone of a template, in phases that either complete or leave nothing behind:
 //   1. validate + 2. memory, once per template per process (engine/template_image.h): the
-//      manifest and state sections checked without side effects, then guest memory
-//      materialized into a sealed memfd.
-//   3. per clone: the memfd mapped MAP_PRIVATE (copy-on-write), VM, memslot and vCPU created,
+//      manifest and state sections checked without side effects, then guest memory opened
+//      as the store's mapped image (or materialized into a sealed memfd if none can be had).
+//   3. per clone: that file mapped MAP_PRIVATE (copy-on-write), VM, memslot and vCPU created,
 //      then VM state, vCPU state and devices restored (Machine::restore order).
 // The clone starts paused: run_clone() gives it its job and runs it.
 // Thread-safety: each Clone belongs to one thread; restore_clone may run on many threads at
@@ -29,7 +29,7 @@ namespace vmfork::engine {
 
 /// Microseconds spent in each per-clone restore phase.
 struct RestoreTimings {
-  double map_us = 0;      // MAP_PRIVATE of the template's memfd
+  double map_us = 0;      // MAP_PRIVATE of the template's memory file
   double vm_us = 0;       // KVM_CREATE_VM, memslot, vCPU (and irqchip)
   double state_us = 0;    // VM, vCPU and device state loaded
   double total_us = 0;    // map + vm + state
@@ -38,7 +38,7 @@ struct RestoreTimings {
 
 /// A restored, paused clone.
 struct Clone {
-  std::shared_ptr<const TemplateImage> image;  // keeps the memfd and decoded state alive
+  std::shared_ptr<const TemplateImage> image;  // keeps the memory file and decoded state alive
   std::unique_ptr<vmm::Machine> machine;
   uint64_t tsc_khz = 0;  // this host's guest TSC rate, read at restore (off the job's path)
   RestoreTimings timings;

@@ -49,6 +49,7 @@ nlohmann::json to_json(const RunResult& r) {
   j["guest_reported"] = guest_json(r);
   j["accel"] = r.accel;
   j["syscalls"] = r.syscalls;
+  j["vm_exits"] = r.host.vm_exits;  // also in "host"; top-level as issue 11 asks
   nlohmann::json unknown = nlohmann::json::object();
   for (auto [nr, n] : r.unknown_by_nr) unknown[std::to_string(nr)] = n;
   j["unknown_syscalls"] = unknown;

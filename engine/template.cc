@@ -154,6 +154,15 @@ Result<TemplateCreated> create_template(const TemplateSpec& spec, snapshot::Page
   in.memory = std::span<const uint8_t>(m.host(), m.size());
   VF_ASSIGN(c.put, store.put(in, progress));
   c.store_us = us_since(t_store);
+  const auto t_image = Clock::now();
+  auto stored = store.load(spec.name);
+  if (stored.ok()) {
+    auto image = store.open_image(*stored);
+    if (!image.ok()) c.image_error = image.error().message();
+  } else {
+    c.image_error = stored.error().message();
+  }
+  c.image_us = us_since(t_image);
   c.total_us = us_since(t_start);
   return c;
 }

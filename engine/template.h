@@ -83,11 +83,15 @@ struct TemplateCreated {
   FreezePoint point = FreezePoint::kKernelReady;
   std::string accel;
   double boot_us = 0, save_us = 0, store_us = 0, total_us = 0;
+  double image_us = 0;       // building the mapped memory image (PageStore::open_image)
+  std::string image_error;   // why it could not be built ("" if it was); clones build it later
   std::string output;
 };
 
-/// freeze_template, then PageStore::put of its memory and state. `progress` gets the store's
-/// steps. Errors: as freeze_template, or the store's (name taken, I/O failure: the store is
+/// freeze_template, then PageStore::put of its memory and state, then the store's mapped image
+/// of that memory (PageStore::open_image; a failure there is reported in image_error, not
+/// returned: the template is complete and clones build the image when they first need it).
+/// `progress` gets the store's steps. Errors: as freeze_template, or the store's (name taken, I/O failure: the store is
 /// left as it was).
 Result<TemplateCreated> create_template(const TemplateSpec& spec, snapshot::PageStore& store,
                                         const snapshot::Progress& progress = {});

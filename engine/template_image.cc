@@ -15,7 +15,7 @@ namespace vmfork::engine {
 using Clock = std::chrono::steady_clock;
 
 Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot::PageStore& store,
-                                                                  std::string_view name) {
+                                                                  std::string_view name, MemorySource source) {
   const auto t_start = Clock::now();
   auto img = std::make_shared<TemplateImage>();
   img->name_ = std::string(name);
@@ -49,18 +49,29 @@ Result<std::shared_ptr<const TemplateImage>> TemplateImage::load(const snapshot:
   img->nonzero_pages_ = t.nonzero_pages();
   img->validate_us_ = us_since(t_start);
 
-  // ---- materialize into a memfd; zero pages stay holes
+  // ---- the store's image, or else a memfd of our own; zero pages stay holes either way
   const auto t_mem = Clock::now();
-  img->memfd_ = Fd(memfd_create(("vmfork-template:" + img->name_).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!img->memfd_.valid()) return errno_error("memfd_create for " + what);
-  if (ftruncate(img->memfd(), off_t(t.mem_bytes())) < 0) return errno_error("ftruncate of the memfd of " + what);
-  void* p = mmap(nullptr, t.mem_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, img->memfd(), 0);
+  auto mapped = source == MemorySource::kStoreImage ? store.open_image(t)
+                                                   : Result<snapshot::MemoryImage>(plain_error("memfd requested"));
+  if (mapped.ok()) {
+    img->memory_fd_ = std::move(mapped->fd);
+    img->mapped_image_ = true;
+    img->image_built_ = mapped->built;
+    img->image_rebuilt_because_ = std::move(mapped->rebuilt_because);
+    img->materialize_us_ = us_since(t_mem);
+    return std::shared_ptr<const TemplateImage>(std::move(img));
+  }
+  img->image_error_ = mapped.error().message();
+  img->memory_fd_ = Fd(memfd_create(("vmfork-template:" + img->name_).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!img->memory_fd_.valid()) return errno_error("memfd_create for " + what);
+  if (ftruncate(img->memory_fd(), off_t(t.mem_bytes())) < 0) return errno_error("ftruncate of the memfd of " + what);
+  void* p = mmap(nullptr, t.mem_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, img->memory_fd(), 0);
   if (p == MAP_FAILED) return errno_error("mmap of the memfd of " + what);
   Status read = store.read_memory(t, std::span<uint8_t>(static_cast<uint8_t*>(p), t.mem_bytes()));
   munmap(p, t.mem_bytes());
   VF_TRY(read);
   // Freeze the file: clones map it MAP_PRIVATE (still allowed); nothing can write it again.
-  if (fcntl(img->memfd(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+  if (fcntl(img->memory_fd(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
     return errno_error("fcntl F_ADD_SEALS on the memfd of " + what);
   img->materialize_us_ = us_since(t_mem);
   return std::shared_ptr<const TemplateImage>(std::move(img));

@@ -76,7 +76,8 @@ void Histogram::render(const std::string& name, std::string* out) const {
   sample(out, name + "_count", double(count_));
 }
 
-Metrics::Metrics() : restore_seconds_(kRestoreBounds), job_seconds_(kJobBounds), vcpu_cpu_seconds_(kJobBounds) {
+Metrics::Metrics() : restore_seconds_(kRestoreBounds), job_seconds_(kJobBounds), vcpu_cpu_seconds_(kJobBounds),
+      job_exits_({1, 2, 3, 4, 8, 16, 64, 256}) {
   for (const char* r : kFailureReasons) failures_[r] = 0;
 }
 
@@ -95,6 +96,11 @@ void Metrics::request_failed(std::string_view code) {
 void Metrics::observe_restore(double seconds) {
   std::lock_guard lock(mu_);
   restore_seconds_.observe(seconds);
+}
+
+void Metrics::observe_exits(uint64_t exits) {
+  std::lock_guard lock(mu_);
+  job_exits_.observe(double(exits));
 }
 
 void Metrics::observe_job(double seconds) {
@@ -151,6 +157,9 @@ std::string Metrics::render(std::span<const PoolGauge> pools, size_t queue_depth
   restore_seconds_.render("vmfork_restore_seconds", &out);
   header(&out, "vmfork_job_seconds", "histogram", "Run requests from accepted to response ready.");
   job_seconds_.render("vmfork_job_seconds", &out);
+  header(&out, "vmfork_job_vm_exits", "histogram",
+         "Returns from KVM_RUN per job that ran (exits to vmfork and signal kicks; issue 11 wants at most 2).");
+  job_exits_.render("vmfork_job_vm_exits", &out);
   header(&out, "vmfork_job_vcpu_cpu_seconds", "histogram",
          "CPU time of each job's vCPU thread, measured by the host (guest cannot change it).");
   vcpu_cpu_seconds_.render("vmfork_job_vcpu_cpu_seconds", &out);

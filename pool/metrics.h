@@ -18,7 +18,7 @@
 
 namespace vmfork::pool {
 
-/// A histogram with fixed upper bounds (seconds), cumulative as Prometheus wants it.
+/// A histogram with fixed upper bounds (seconds, or counts for VM exits), cumulative as Prometheus wants it.
 class Histogram {
  public:
   /// `bounds`: strictly increasing finite upper bounds; +Inf is implicit.
@@ -52,6 +52,8 @@ class Metrics {
   /// A request was answered with an error `code`: "busy", "bad_request", "unknown_template",
   /// "internal". It counts as a job and as a failure for that reason.
   void request_failed(std::string_view code);
+  /// A job's clone returned from KVM_RUN `exits` times (engine::RunResult host.vm_exits).
+  void observe_exits(uint64_t exits);
   /// A clone's restore took `seconds` (engine::RunResult timings.create_us).
   void observe_restore(double seconds);
   /// A run request took `seconds` from accepted to response ready.
@@ -69,6 +71,7 @@ class Metrics {
   Histogram restore_seconds_;
   Histogram job_seconds_;
   Histogram vcpu_cpu_seconds_;
+  Histogram job_exits_;  // VM exits per job (bounds are counts, not seconds)
 };
 
 }  // namespace vmfork::pool

@@ -220,6 +220,10 @@ Result<Response> parse_response_object(const json& j) {
     if (!v->is_object()) return plain_error(std::string("response: ") + name + " not an object");
     *out = *v;
   }
+  if (const json* e = field("vm_exits")) {
+    if (!e->is_number_unsigned()) return plain_error("response: vm_exits not a count");
+    r.vm_exits = e->get<uint64_t>();
+  }
   const json* t = field("timings_us");
   if (!t) return plain_error("response: timings_us missing");
   auto timings = parse_timings(*t);
@@ -293,6 +297,7 @@ std::string serialize_result(const json& id, const engine::RunResult& r, const J
   j["stderr"] = base64_encode(r.stderr_data);
   j["stdout_bytes"] = r.stdout_bytes;
   j["stderr_bytes"] = r.stderr_bytes;
+  j["vm_exits"] = r.host.vm_exits;  // also in "host"; top-level as issue 11 asks
   // The fault object exactly as `vmfork run --json` writes it, without copying the output.
   engine::RunResult fault_only;
   fault_only.fault = r.fault;

@@ -98,6 +98,7 @@ struct Response {
   JobTimings timings;
   nlohmann::json host;                   // null or the trusted figures (engine::host_json)
   nlohmann::json guest_reported;         // null or the bounded guest figures (engine::guest_json)
+  uint64_t vm_exits = 0;                 // returns from KVM_RUN during the job (0 if absent)
   std::vector<engine::CollectedFile> collected;  // `collected`, decoded
   // ok, metrics
   bool has_metrics = false;

@@ -305,6 +305,7 @@ void Service::run_job(Job& job) {
       metrics_.job_finished(engine::reason_name(r->reason));
       metrics_.observe_restore(r->timings.create_us / 1e6);
       metrics_.observe_vcpu_cpu(r->host.vcpu_cpu_us / 1e6);
+      metrics_.observe_exits(r->host.vm_exits);
       line = serialize_result(req.id, *r, t);
     } else {
       metrics_.request_failed(error_code_name(ErrorCode::kInternal));

@@ -15,4 +15,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libhiredis-dev libcpp-httplib-dev redis-server \
   hyperfine \
   clang libclang-rt-14-dev \
-  qemu-system-x86 gnuplot-nox >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh; hyperfine: bench/measure_noise.sh; QEMU peer + plots: vmfork bench
+  qemu-system-x86 gnuplot-nox >/dev/null  # clang + libFuzzer runtime: fuzz/run.sh; hyperfine: bench/measure_noise.sh, bench/oneshot_bench.sh; QEMU peer + plots: vmfork bench

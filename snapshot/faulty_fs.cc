@@ -88,4 +88,9 @@ Status FaultyFs::make_dir(const std::filesystem::path& path) {
   return base_->make_dir(path);
 }
 
+Status FaultyFs::set_size(int fd, const std::filesystem::path& path, uint64_t bytes) {
+  VF_TRY(count("ftruncate " + path.string()));
+  return base_->set_size(fd, path, bytes);
+}
+
 }  // namespace vmfork::snapshot

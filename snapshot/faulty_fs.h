@@ -41,6 +41,7 @@ class FaultyFs final : public StoreFs {
   Status fsync_dir(const std::filesystem::path& dir) override;
   Status punch_hole(int fd, const std::filesystem::path& path, uint64_t offset, uint64_t bytes) override;
   Status make_dir(const std::filesystem::path& path) override;
+  Status set_size(int fd, const std::filesystem::path& path, uint64_t bytes) override;
 
  private:
   /// Counts operation `what`; returns the injected error if this one must fail.

@@ -254,6 +254,7 @@ Result<Template> decode_manifest(std::span<const uint8_t> file, const std::strin
   Template t(std::move(name), mem_bytes, created, std::move(metadata), std::move(sections), std::move(packs),
              std::move(runs));
   t.set_manifest_bytes(file.size());
+  t.set_digest(to_hex(hash_page(file)));
   return t;
 }
 

@@ -83,6 +83,11 @@ class Template {
   uint64_t manifest_bytes() const { return manifest_bytes_; }
   /// Records the size of the file the template was decoded from (decode_manifest does).
   void set_manifest_bytes(uint64_t n) { manifest_bytes_ = n; }
+  /// XXH3-128 of the whole manifest file, 32 hex digits ("" for a Template not read from a
+  /// file): names the template's mapped memory image (docs/snapshot-format.md, "Memory images").
+  /// The page map names immutable packs by id and nonce, so equal digests mean equal memory.
+  const std::string& digest() const { return digest_; }
+  void set_digest(std::string d) { digest_ = std::move(d); }
 
  private:
   std::string name_;
@@ -92,6 +97,7 @@ class Template {
   std::vector<Section> sections_;
   std::vector<PackRef> packs_;
   std::vector<PageRun> runs_;
+  std::string digest_;
   uint64_t nonzero_pages_ = 0;
   uint64_t manifest_bytes_ = 0;
 };

@@ -262,8 +262,10 @@ Result<StoreStats> PageStore::stats() const {
   for (const Template& t : catalog)
     for (const PageRun& r : t.runs()) live.insert(frame_key(r.loc.pack, r.loc.frame));
   s.live_frames = live.size();
-  for (const fs::path& d : {dir_, dir_ / "packs", dir_ / "templates"}) {
-    VF_ASSIGN(auto files, list_dir(d));
+  for (const fs::path& d : {dir_, dir_ / "packs", dir_ / "templates", dir_ / "images"}) {
+    auto listed = list_dir(d);
+    if (!listed.ok() && listed.error().sys_errno == ENOENT && d == dir_ / "images") continue;  // no image built yet
+    VF_ASSIGN(auto files, std::move(listed));
     for (const std::string& f : files) {
       struct stat st;
       const fs::path p = d / f;

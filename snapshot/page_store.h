@@ -6,6 +6,8 @@
 //   DIR/lock                  flock: exclusive for put/remove/reclaim, shared for readers
 //   DIR/packs/<id>.vfp        one pack per put: that put's new frames, an index, a footer
 //   DIR/templates/<name>.vft  one manifest per template; it exists only once complete
+//   DIR/images/<digest>.img   a template's memory, ready to mmap (sparse; a cache: rebuilt
+//   DIR/images/<digest>.sum   from the packs when missing or damaged) and its checked digest
 //
 // Thread-safety: a PageStore may be used from several threads at once. Reads (load,
 // read_memory, list, inspect, stats, verify) run concurrently; put, remove and reclaim take
@@ -81,6 +83,17 @@ struct StoreOptions {
   std::shared_ptr<StoreFs> fs;
 };
 
+/// A template's ready-to-map memory image, opened (open_image).
+struct MemoryImage {
+  Fd fd;                        // the image, O_RDONLY: map it MAP_PRIVATE, never write it
+  std::filesystem::path path;   // DIR/images/<digest>.img
+  bool built = false;           // this call wrote the image (it was missing or damaged)
+  std::string rebuilt_because;  // why an existing image was not used ("" if it was, or missing)
+  bool content_checked = false; // the stamp did not match, so the content digest was recomputed
+  double open_us = 0;           // the whole call, a build included
+  double build_us = 0;          // the build alone (0 if none)
+};
+
 /// Per-template figures from inspect(). Pages are guest pages, bytes are bytes on disk.
 struct TemplateStats {
   uint64_t pages_total = 0;                // guest pages
@@ -134,6 +147,24 @@ class PageStore {
   /// frame (path, offset, expected).
   Status read_memory(const Template& t, std::span<uint8_t> dst, const Progress& progress = {}) const;
 
+  /// Template `t`'s memory as a file any process can mmap MAP_PRIVATE: DIR/images/<t.digest()>.img,
+  /// t.mem_bytes() long, zero pages as holes. Trusted only if its side file DIR/images/<digest>.sum
+  /// names this template digest and size and its verified stamp (device, inode, size, mtime,
+  /// ctime in ns) matches the open file; on a stamp mismatch the content digest (XXH3-128 of
+  /// every non-zero page and its number) is recomputed and compared with the side file's. An
+  /// image that is missing, or fails either check, is rebuilt from the packs with read_memory
+  /// (every page hash checked) and written atomically (temp file, fsync, rename, directory
+  /// fsync; then the side file the same way). The trust argument: docs/snapshot-format.md,
+  /// "Memory images". `t` must come from load(). Errors: as read_memory, or the failing file
+  /// operation ("rename DIR/images/.X.tmp to DIR/images/X.img: ...").
+  Result<MemoryImage> open_image(const Template& t) const;
+
+  /// Re-checks template `name`'s image in full, ignoring its stamp: its content digest against
+  /// one computed from the packs (read_memory, every page hash checked). A damaged image is
+  /// removed and rebuilt. Returns "" when the image is good or absent, else what was wrong
+  /// with it (it has been rebuilt). Errors: as load and open_image.
+  Result<std::string> verify_image(std::string_view name) const;
+
   /// Names of all templates, sorted.
   Result<std::vector<std::string>> list() const;
 
@@ -158,7 +189,8 @@ class PageStore {
   /// "remove NAME: no such template" (ENOENT), the failing file operation, reclaim's errors.
   Status remove(std::string_view name);
 
-  /// Frees space no template uses: temp files of failed puts are unlinked; in each pack, runs of
+  /// Frees space no template uses: temp files of failed puts and image builds are unlinked;
+  /// images (and side files) whose digest no manifest has are unlinked; in each pack, runs of
   /// frames no manifest references are punched out (fallocate PUNCH_HOLE|KEEP_SIZE, whole
   /// 4 KiB blocks); a pack with no live frame is unlinked. Refuses (error) if any manifest is
   /// unreadable, since its frames could not be told from dead ones.
@@ -191,6 +223,8 @@ class PageStore {
   /// Checks every run of `t` against its packs' indexes; returns them (sorted by id).
   Result<std::vector<OpenPack>> open_template_packs(UringIo& io, const Template& t, bool fresh) const;
   Status reclaim_locked(UringIo& io);
+  /// Writes t's image and side file (open_image's build), under the caller's shared lock.
+  Status build_image(const Template& t) const;
   Status read_frames(UringIo& io, const Template& t, std::vector<OpenPack>& packs, std::span<uint8_t> dst,
                      bool verify_all, const Progress& progress) const;
 

@@ -108,6 +108,27 @@ Status PageStore::reclaim_locked(UringIo& io) {
     }
   }
   if (packs_dir_changed) VF_TRY(fsys.fsync_dir(packs_dir));
+
+  // Images: temp files of interrupted builds, and images of templates that are gone. Under the
+  // exclusive lock no build (which holds the shared lock) is running.
+  const fs::path images_dir = dir_ / "images";
+  struct stat st;
+  if (::stat(images_dir.c_str(), &st) == 0) {
+    std::set<std::string> digests;
+    for (const Template& t : catalog) digests.insert(t.digest());
+    VF_ASSIGN(auto images, list_dir(images_dir));
+    bool changed = false;
+    for (const std::string& f : images) {
+      const bool tmp = f[0] == '.' && f.ends_with(".tmp");
+      const bool ours = f.ends_with(".img") || f.ends_with(".sum");
+      if (!tmp && !(ours && !digests.count(f.substr(0, f.size() - 4)))) continue;
+      VF_TRY(fsys.unlink(images_dir / f));
+      changed = true;
+    }
+    if (changed) VF_TRY(fsys.fsync_dir(images_dir));
+  } else if (errno != ENOENT) {
+    return errno_error("stat " + images_dir.string());
+  }
   return Status::Ok();
 }
 

@@ -59,6 +59,12 @@ Status RealFs::make_dir(const std::filesystem::path& path) {
   return Status::Ok();
 }
 
+Status RealFs::set_size(int fd, const std::filesystem::path& path, uint64_t bytes) {
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) < 0)
+    return errno_error("ftruncate " + path.string() + " to " + std::to_string(bytes) + " bytes");
+  return Status::Ok();
+}
+
 std::shared_ptr<StoreFs> real_fs() {
   static const std::shared_ptr<StoreFs> fs = std::make_shared<RealFs>();
   return fs;

@@ -41,6 +41,8 @@ class StoreFs {
   virtual Status punch_hole(int fd, const std::filesystem::path& path, uint64_t offset, uint64_t bytes) = 0;
   /// mkdir(2) with mode 0755; an existing directory is not an error.
   virtual Status make_dir(const std::filesystem::path& path) = 0;
+  /// ftruncate(2) of `fd` (open for writing) to `bytes`: growing leaves a hole that reads zeros.
+  virtual Status set_size(int fd, const std::filesystem::path& path, uint64_t bytes) = 0;
 };
 
 /// The real file system (POSIX calls and io_uring).
@@ -54,6 +56,7 @@ class RealFs final : public StoreFs {
   Status fsync_dir(const std::filesystem::path& dir) override;
   Status punch_hole(int fd, const std::filesystem::path& path, uint64_t offset, uint64_t bytes) override;
   Status make_dir(const std::filesystem::path& path) override;
+  Status set_size(int fd, const std::filesystem::path& path, uint64_t bytes) override;
 };
 
 /// A shared RealFs (the default of StoreOptions::fs).

@@ -1,12 +1,19 @@
 // PageStore: read-back, zero pages, dedup within and across templates, corruption detection
 // (frame checksum, page hash, truncated/missing/unknown-version files), name rules, remove and
-// reclaim (punched frames, unlinked packs), inspect/stats figures, concurrent readers.
+// reclaim (punched frames, unlinked packs), inspect/stats figures, concurrent readers; memory
+// images (built, byte-identical, sparse, trusted by stamp, rechecked, rebuilt, reclaimed, and
+// never half-written when a file operation fails).
 #include "snapshot/page_store.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "snapshot/codec.h"
@@ -511,6 +518,122 @@ TEST_F(PageStoreTest, PutRemovesStaleTempFilesAndIdentityChangesOnRecreate) {
   EXPECT_NE(*id1, *id2);
   EXPECT_EQ(*id2, *s->identity("a"));
   EXPECT_FALSE(s->identity("../x").ok());
+}
+
+// ---- memory images (open_image, verify_image)
+
+std::vector<uint8_t> map_image(const MemoryImage& img, uint64_t bytes) {
+  std::vector<uint8_t> out(bytes);
+  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, img.fd.get(), 0);
+  EXPECT_NE(p, MAP_FAILED);
+  if (p != MAP_FAILED) {
+    std::memcpy(out.data(), p, bytes);
+    ::munmap(p, bytes);
+  }
+  return out;
+}
+
+TEST_F(PageStoreTest, MemoryImageIsByteIdenticalSparseAndTrustedByItsStamp) {
+  auto s = open();
+  auto a = image_a();
+  put(*s, "a", a);
+  auto t = s->load("a");
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  ASSERT_EQ(t->digest().size(), 32u);
+  auto first = s->open_image(*t);
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  EXPECT_TRUE(first->built);
+  EXPECT_EQ(first->rebuilt_because, "");
+  EXPECT_EQ(map_image(*first, a.size()), a);
+  struct stat st;
+  ASSERT_EQ(::fstat(first->fd.get(), &st), 0);
+  EXPECT_EQ(uint64_t(st.st_size), a.size());
+  // Only pages 0-9 and 20-39 hold data (plus file-system block rounding).
+  EXPECT_LE(uint64_t(st.st_blocks) * 512, 32u * kPageBytes);
+
+  auto second = s->open_image(*t);
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_FALSE(second->built);
+  EXPECT_FALSE(second->content_checked);
+  auto v = s->verify_image("a");
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  EXPECT_EQ(*v, "");
+
+  // Copied over itself (same bytes, new ctime): the content is checked, found good, re-stamped.
+  {
+    auto bytes = map_image(*second, a.size());
+    std::ofstream(first->path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(bytes.data()),
+                                                                         std::streamsize(bytes.size()));
+  }
+  auto copied = s->open_image(*t);
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+  EXPECT_FALSE(copied->built);
+  EXPECT_TRUE(copied->content_checked);
+  auto again = s->open_image(*t);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->content_checked);  // re-stamped
+
+  // A side file that is not exactly what a build writes is never trusted.
+  const auto side = first->path.parent_path() / (t->digest() + ".sum");
+  std::ofstream(side, std::ios::app) << "extra\n";
+  auto bad_side = s->open_image(*t);
+  ASSERT_TRUE(bad_side.ok()) << bad_side.error().message();
+  EXPECT_TRUE(bad_side->built);
+  EXPECT_NE(bad_side->rebuilt_because.find("not a valid image side file"), std::string::npos)
+      << bad_side->rebuilt_because;
+  EXPECT_EQ(map_image(*bad_side, a.size()), a);
+}
+
+TEST_F(PageStoreTest, MemoryImagesOfRemovedTemplatesAreReclaimed) {
+  auto s = open();
+  put(*s, "a", image_a());
+  auto b = image_a();
+  fill_page(b, 50, 77);
+  put(*s, "b", b);
+  for (const char* n : {"a", "b"}) {
+    auto t = s->load(n);
+    ASSERT_TRUE(t.ok());
+    ASSERT_TRUE(s->open_image(*t).ok());
+  }
+  const auto images = dir_.path() / "store" / "images";
+  auto count = [&] { return std::distance(std::filesystem::directory_iterator(images), {}); };
+  EXPECT_EQ(count(), 4);  // two images, two side files
+  ASSERT_TRUE(s->remove("a").ok());
+  EXPECT_EQ(count(), 2);
+  auto tb = s->load("b");
+  ASSERT_TRUE(tb.ok());
+  EXPECT_TRUE(std::filesystem::exists(images / (tb->digest() + ".img")));
+  auto st = s->stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_GT(st->bytes_on_disk, 0u);
+}
+
+TEST_F(PageStoreTest, FailedImageBuildLeavesNothingUsable) {
+  // Fail each mutating step of a build in turn: the build fails with that step's error, and
+  // the next open (on a healthy file system) builds a correct image.
+  put(*open(), "a", image_a());
+  const auto a = image_a();
+  for (uint64_t n = 1;; n++) {
+    std::filesystem::remove_all(dir_.path() / "store" / "images");
+    auto faulty = std::make_shared<FaultyFs>();
+    StoreOptions o = small_frames();
+    o.fs = faulty;
+    auto s = open(o);
+    auto t = s->load("a");
+    ASSERT_TRUE(t.ok());
+    faulty->fail_at(n, EIO);
+    auto img = s->open_image(*t);
+    if (img.ok()) {
+      EXPECT_GT(n, 5u);  // mkdir, create, ftruncate, write, fsync, rename, ... were all tried
+      break;
+    }
+    EXPECT_NE(img.error().message().find(faulty->failed_op()), std::string::npos) << img.error().message();
+    faulty->reset();
+    auto healed = s->open_image(*t);
+    ASSERT_TRUE(healed.ok()) << healed.error().message();
+    EXPECT_EQ(map_image(*healed, a.size()), a) << "after failing step " << n << ": " << faulty->failed_op();
+    ASSERT_LT(n, 50u);
+  }
 }
 
 }  // namespace

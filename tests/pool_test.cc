@@ -96,7 +96,7 @@ TEST_F(Pool, ClonesGetFreshEntropyEveryTime) {
 }
 
 uint64_t memfd_hash(const engine::TemplateImage& img) {
-  void* p = mmap(nullptr, img.mem_bytes(), PROT_READ, MAP_PRIVATE, img.memfd(), 0);
+  void* p = mmap(nullptr, img.mem_bytes(), PROT_READ, MAP_PRIVATE, img.memory_fd(), 0);
   EXPECT_NE(p, MAP_FAILED);
   uint64_t h = XXH3_64bits(p, img.mem_bytes());
   munmap(p, img.mem_bytes());

@@ -225,6 +225,7 @@ TEST(Protocol, ResultRoundTrip) {
   r.stderr_data = "err";
   r.stdout_bytes = 5;
   r.stderr_bytes = 3;
+  r.host.vm_exits = 2;
   r.fault = engine::Fault{.kind = "exception", .name = "#PF", .message = "bad \xff utf-8"};
   pool::JobTimings t{1, 2, 3, 6};
   std::string line = pool::serialize_result(json("id-9"), r, t);
@@ -241,6 +242,7 @@ TEST(Protocol, ResultRoundTrip) {
   EXPECT_EQ(back->fault["name"], "#PF");
   EXPECT_EQ(back->fault["message"], "bad \xef\xbf\xbd utf-8");  // U+FFFD
   EXPECT_EQ(back->timings.total_us, 6);
+  EXPECT_EQ(back->vm_exits, r.host.vm_exits);
 
   r.fault.reset();
   auto ok = pool::parse_response(pool::serialize_result(json(1), r, t));
@@ -277,6 +279,8 @@ TEST(Metrics, RendersPrometheusText) {
   m.observe_job(1000);
   m.observe_restore(0.0002);
   m.observe_vcpu_cpu(0.004);
+  m.observe_exits(2);
+  m.observe_exits(5);
   pool::PoolGauge g{"base", {}};
   g.stats.ready = 3;
   g.stats.restores = 10;
@@ -299,6 +303,11 @@ TEST(Metrics, RendersPrometheusText) {
            "vmfork_job_seconds_bucket{le=\"0.005\"} 2\n",
            "vmfork_job_seconds_bucket{le=\"300\"} 2\n",
            "vmfork_job_seconds_bucket{le=\"+Inf\"} 3\n",
+           "# TYPE vmfork_job_vm_exits histogram\n",
+           "vmfork_job_vm_exits_bucket{le=\"1\"} 0\n",
+           "vmfork_job_vm_exits_bucket{le=\"2\"} 1\n",
+           "vmfork_job_vm_exits_bucket{le=\"8\"} 2\n",
+           "vmfork_job_vm_exits_sum 7\n",
            "vmfork_job_seconds_count 3\n",
            "vmfork_restore_seconds_bucket{le=\"0.00025\"} 1\n",
            "vmfork_restore_seconds_count 1\n",
@@ -610,6 +619,8 @@ TEST_F(Serve, MetricsOp) {
   EXPECT_NE(m.metrics.find("vmfork_pool_ready{template=\"base\"}"), std::string::npos);
   EXPECT_NE(m.metrics.find("vmfork_job_seconds_count 2\n"), std::string::npos);
   EXPECT_NE(m.metrics.find("vmfork_restore_seconds_count 2\n"), std::string::npos);
+  // Both jobs ran in a clone, so both have an exits count (the timeout's includes its kicks).
+  EXPECT_NE(m.metrics.find("vmfork_job_vm_exits_count 2\n"), std::string::npos) << m.metrics;
 }
 
 TEST_F(Serve, TooManyConnectionsAnswersBusy) {

@@ -5,13 +5,17 @@
 // error. Runs in PVM native and emulated mode. Needs /dev/kvm.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 #include <xxhash.h>
 
 #include <filesystem>
 #include <set>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "engine/guest_job.h"
@@ -224,6 +228,8 @@ TEST_P(Templates, IrqchipStateRoundTrips) {
 TEST_P(Templates, DamagedStoreFailsRestoreWithWhere) {
   auto c = engine::create_template(spec("victim"), *store_);
   ASSERT_TRUE(c.ok()) << c.error().message();
+  // Without its memory image the restore must decode the packs again (to rebuild it).
+  std::filesystem::remove_all(store_->dir() / "images");
   // Flip one byte in the middle of the (only) pack: the restore must fail, naming the pack.
   std::filesystem::path pack;
   for (auto& e : std::filesystem::directory_iterator(store_->dir() / "packs")) pack = e.path();
@@ -241,6 +247,132 @@ TEST_P(Templates, DamagedStoreFailsRestoreWithWhere) {
   ASSERT_FALSE(clone.ok());
   EXPECT_NE(clone.error().message().find(pack.filename().string()), std::string::npos) << clone.error().message();
   EXPECT_FALSE(store_->verify("victim").ok());
+}
+
+void flip_byte(const std::filesystem::path& p, uint64_t offset) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(std::streamoff(offset));
+  char b = 0;
+  f.read(&b, 1);
+  f.seekp(std::streamoff(offset));
+  b = char(b ^ 0x5a);
+  f.write(&b, 1);
+  ASSERT_TRUE(f.good()) << p;
+}
+
+// Issue 11: the store keeps a ready-to-map image of each template's memory, built with the
+// template, used by every later load without decoding the packs, rebuilt when damaged, and
+// removed with the template.
+TEST_P(Templates, MemoryImageIsBuiltUsedRebuiltAndRemoved) {
+  auto s = spec("img", "/bin/busybox");
+  s.argv = {"/bin/busybox", "cat"};
+  auto c = engine::create_template(s, *store_);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->image_error, "");
+  auto t = store_->load("img");
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  const auto images = store_->dir() / "images";
+  const auto path = images / (t->digest() + ".img");
+  ASSERT_TRUE(std::filesystem::exists(path));
+  ASSERT_TRUE(std::filesystem::exists(images / (t->digest() + ".sum")));
+  EXPECT_EQ(std::filesystem::file_size(path), t->mem_bytes());
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_LE(uint64_t(st.st_blocks) * 512, (t->nonzero_pages() + 64) * 4096) << "zero pages must be holes";
+
+  auto run_echo = [&](const std::shared_ptr<const engine::TemplateImage>& img, const std::string& word) {
+    auto clone = engine::restore_clone(img);
+    ASSERT_TRUE(clone.ok()) << clone.error().message();
+    auto r = run_job(std::move(*clone), "", {}, word);
+    EXPECT_EQ(r.reason, ExitReason::kExited);
+    EXPECT_EQ(r.stdout_data, word);
+    EXPECT_GE(r.host.vm_exits, 1u);
+  };
+
+  // Used as is: with a frame in the pack damaged, a load that decoded the packs would fail.
+  std::filesystem::path pack;
+  for (auto& e : std::filesystem::directory_iterator(store_->dir() / "packs")) pack = e.path();
+  flip_byte(pack, 4096 + 100);
+  {
+    auto img = engine::TemplateImage::load(*store_, "img");
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_TRUE((*img)->mapped_image()) << (*img)->image_error();
+    EXPECT_FALSE((*img)->image_built());
+    run_echo(*img, "mapped\n");
+  }
+  flip_byte(pack, 4096 + 100);  // repaired
+  ASSERT_TRUE(store_->verify("img").ok());
+
+  // A flipped byte in a data page: detected (the write moved the stamp, the content digest
+  // differs) and rebuilt from the packs.
+  off_t data = 0;
+  {
+    Fd fd(::open(path.c_str(), O_RDONLY));
+    data = ::lseek(fd.get(), 0, SEEK_DATA);
+    ASSERT_GE(data, 0);
+  }
+  flip_byte(path, uint64_t(data) + 17);
+  {
+    auto img = engine::TemplateImage::load(*store_, "img");
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_TRUE((*img)->mapped_image());
+    EXPECT_TRUE((*img)->image_built());
+    EXPECT_NE((*img)->image_rebuilt_because().find("content digest"), std::string::npos)
+        << (*img)->image_rebuilt_because();
+    run_echo(*img, "rebuilt\n");
+  }
+  // Truncated: rebuilt.
+  std::filesystem::resize_file(path, t->mem_bytes() / 2);
+  {
+    auto img = engine::TemplateImage::load(*store_, "img");
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_TRUE((*img)->image_built());
+    EXPECT_NE((*img)->image_rebuilt_because().find("size"), std::string::npos) << (*img)->image_rebuilt_because();
+    run_echo(*img, "again\n");
+  }
+  // A byte flipped behind the stamp's back (the stamp rewritten to match, as bit rot under
+  // the file system would leave it): only a full verify sees it, and it rebuilds the image.
+  {
+    auto img = engine::TemplateImage::load(*store_, "img");
+    ASSERT_TRUE(img.ok());
+    EXPECT_FALSE((*img)->image_built());
+  }
+  flip_byte(path, uint64_t(data) + 17);
+  {
+    const auto side = images / (t->digest() + ".sum");
+    std::ifstream in(side);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    auto ns = [](const timespec& ts) { return std::to_string(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec)); };
+    text = text.substr(0, text.find("stamp ")) + "stamp " + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) +
+           " " + std::to_string(st.st_size) + " " + ns(st.st_mtim) + " " + ns(st.st_ctim) + "\n";
+    std::ofstream(side, std::ios::trunc) << text;
+  }
+  {
+    auto trusted = store_->open_image(*t);  // the stamp matches: trusted without reading it
+    ASSERT_TRUE(trusted.ok()) << trusted.error().message();
+    EXPECT_FALSE(trusted->built);
+    EXPECT_FALSE(trusted->content_checked);
+  }
+  auto checked = store_->verify_image("img");
+  ASSERT_TRUE(checked.ok()) << checked.error().message();
+  EXPECT_NE(checked->find("content digest"), std::string::npos) << *checked;
+  checked = store_->verify_image("img");  // rebuilt: good now
+  ASSERT_TRUE(checked.ok()) << checked.error().message();
+  EXPECT_EQ(*checked, "");
+
+  // Missing: rebuilt lazily.
+  std::filesystem::remove(path);
+  {
+    auto img = engine::TemplateImage::load(*store_, "img");
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_TRUE((*img)->image_built());
+    EXPECT_EQ((*img)->image_rebuilt_because(), "");
+  }
+  // Removed with the template, and gc clears what an interrupted build left.
+  { std::ofstream(images / ".stale.1.0.img.tmp") << "x"; }
+  ASSERT_TRUE(store_->remove("img").ok());
+  EXPECT_TRUE(std::filesystem::is_empty(images));
 }
 
 INSTANTIATE_TEST_SUITE_P(Accel, Templates,

@@ -17,8 +17,8 @@ class GuestMemory {
   /// Anonymous private memory of `bytes` (a multiple of 2 MiB), MAP_NORESERVE: pages cost host
   /// memory only once the guest touches them. Errors: mmap failed.
   static Result<GuestMemory> create_anonymous(uint64_t bytes);
-  /// A copy-on-write view of `fd` (a memfd of `bytes`, a multiple of 2 MiB, holding a template's
-  /// memory): MAP_PRIVATE | MAP_NORESERVE, so clones mapping the same fd share every page until
+  /// A copy-on-write view of `fd` (a file of `bytes`, a multiple of 2 MiB, holding a template's
+  /// memory: the store's image opened read-only, or a sealed memfd): MAP_PRIVATE | MAP_NORESERVE, so clones mapping the same fd share every page until
   /// one writes it, and a write never reaches the file (mmap(2), MAP_PRIVATE). Errors: mmap.
   static Result<GuestMemory> map_private(int fd, uint64_t bytes);
 

@@ -160,6 +160,7 @@ Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point dea
   const size_t run_size = vm_->kvm().vcpu_mmap_size();
   for (;;) {
     VF_ASSIGN(bool exited, vcpu_->run());
+    stop.exits++;
     if (!exited || run->exit_reason == KVM_EXIT_INTR) {
       // Clear the kick flag before reading the clock: a deadline signal landing in between
       // then still stops the next KVM_RUN at once.
@@ -171,7 +172,6 @@ Result<StopInfo> Machine::run_loop(ChannelDevice& channel, Clock::time_point dea
       if (timer->period_ns()) VF_TRY(tick(channel, *timer, deadline));
       continue;
     }
-    stop.exits++;
     switch (run->exit_reason) {
       case KVM_EXIT_IO: {
         auto& io = run->io;

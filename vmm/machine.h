@@ -30,7 +30,10 @@ struct StopInfo {
   } kind;
   uint32_t request = 0;   // kJobEnded: the abi::Request
   std::string detail;     // kGuestError: what happened ("triple fault", "KVM_EXIT_MMIO at 0x...")
-  uint64_t exits = 0;     // VM exits taken during this run
+  // Returns from KVM_RUN during this run: every exit to vmfork (doorbells, serial, faults) and
+  // every signal kick (deadline, guest ticks). KVM-internal exits (EPT faults, interrupts KVM
+  // handles itself) never reach user space and are not counted.
+  uint64_t exits = 0;
   // Host-measured, around the whole run (every KVM_RUN and the exits handled between them):
   // CLOCK_THREAD_CPUTIME_ID of the vCPU thread (clock_gettime(2)), which on PVM also holds the
   // guest's time in the host's world switcher, and CLOCK_MONOTONIC wall time. Nanoseconds.

@@ -68,7 +68,7 @@ Result<double> write_raw(const std::filesystem::path& path, const uint8_t* data,
 
 // The template's guest memory as the memfd holds it, written to `path`.
 Result<double> dump_image(const engine::TemplateImage& img, const std::filesystem::path& path) {
-  void* p = mmap(nullptr, img.mem_bytes(), PROT_READ, MAP_SHARED, img.memfd(), 0);
+  void* p = mmap(nullptr, img.mem_bytes(), PROT_READ, MAP_SHARED, img.memory_fd(), 0);
   if (p == MAP_FAILED) return errno_error("mmap template memfd");
   auto r = write_raw(path, static_cast<const uint8_t*>(p), img.mem_bytes());
   munmap(p, img.mem_bytes());
