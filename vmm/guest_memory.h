@@ -27,12 +27,24 @@ class GuestMemory {
   /// The memslot stays valid (KVM re-faults the pages). Errors: madvise failed.
   Status discard_private();
 
+  /// Returns every page of a map_private() mapping whose bytes differ from the file's to the
+  /// file's bytes by copying them back in place, so the pages stay mapped: the next touch costs
+  /// no host page fault. Only private (copy-on-write copied) pages can differ; they are found in
+  /// /proc/self/pagemap (bit 63 present, bit 61 clear: an anonymous page;
+  /// Documentation/admin-guide/mm/pagemap.rst). Writes the GPA of each page copied to
+  /// `changed[0..cap)` and returns how many pages differed (possibly more than `cap`: then only
+  /// the first `cap` GPAs are listed, and every differing page is still copied back).
+  /// Errors: not a map_private() mapping, open or pread of pagemap.
+  Result<uint64_t> copy_back_changed(uint64_t* changed, uint64_t cap);
+
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;
   GuestMemory(const GuestMemory&) = delete;
   ~GuestMemory();
 
   uint8_t* host() const { return base_; }
+  /// True for a map_private() mapping (copy_back_changed works), false for anonymous memory.
+  bool is_file_mapping() const { return file_ != nullptr; }
   uint64_t size() const { return size_; }
   /// True if [gpa, gpa+len) is inside guest memory.
   bool contains(uint64_t gpa, uint64_t len) const {
@@ -49,9 +61,11 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(uint8_t* base, uint64_t size) : base_(base), size_(size) {}
+  GuestMemory(uint8_t* base, uint64_t size, const uint8_t* file = nullptr)
+      : base_(base), size_(size), file_(file) {}
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
+  const uint8_t* file_ = nullptr;  // read-only MAP_SHARED view of the file behind a map_private()
 };
 
 }  // namespace vmfork::vmm
