@@ -57,7 +57,8 @@ Result<RunResult> run_clone(Clone clone, const CloneJob& job) {
 
 Status reset_clone(Clone& clone) {
   const auto t_start = Clock::now();
-  VF_TRY(clone.machine->reset(clone.image->state().machine));
+  const TemplateMeta& meta = clone.image->meta();
+  VF_TRY(clone.machine->reset(clone.image->state().machine, meta.abi_major == 1 && meta.abi_minor >= 5));
   clone.timings.reset_us = us_since(t_start);
   return {};
 }

@@ -18,6 +18,7 @@
 
 #include "engine/guest_job.h"
 #include "engine/kernel_image.h"
+#include "guest-kernel/abi/vmfork_abi.h"
 #include "engine/restore.h"
 #include "engine/template.h"
 #include "kvm_test_util.h"
@@ -294,6 +295,41 @@ TEST_F(Pool, ResetUndoesEveryMsrKvmLetsChange) {
   ASSERT_TRUE(reset.ok()) << reset.error().message();
   auto now = msr_map(reset->msrs);
   for (const auto& [i, v] : tmpl) EXPECT_EQ(now[i], v) << "MSR " << std::hex << i;
+}
+
+TEST_F(Pool, ResetForgetsTheLastJobsTranslations) {
+  // A job that changes few pages: the reset copies them back in place and the guest makes the
+  // host's shadow page tables forget them (BootInfo.reset_pages). The next job must fault on
+  // the addresses the last one mapped, as on a fresh clone, not reach the pages behind them.
+  auto clone = engine::restore_clone(image_);
+  ASSERT_TRUE(clone.ok()) << clone.error().message();
+  const std::string prog = kPrograms + "/leave_traces.glibc";
+  for (int round = 0; round < 3; round++) {
+    vmm::StringInput none("");
+    engine::CloneJob job;
+    job.program = prog;
+    job.argv = {prog, "map", "XYZZY-SECRET-4711"};
+    job.env = engine::default_env();
+    job.stdin_source = &none;
+    auto r1 = engine::run_job_in(*clone, job);
+    ASSERT_TRUE(r1.ok()) << r1.error().message();
+    EXPECT_EQ(r1->exit_code, 0) << r1->stdout_data;
+    ASSERT_TRUE(engine::reset_clone(*clone).ok());
+    EXPECT_GT(clone->machine->last_reset_pages(), 0u) << "the reset copied nothing back in place";
+    auto& mem = clone->machine->memory();
+    // Memory is the template's but for the reset list and its count, which the next job reads.
+    auto* boot = mem.at<vmfork::abi::BootInfo>(vmfork::abi::kBootInfoGpa);
+    EXPECT_EQ(boot->reset_pages, clone->machine->last_reset_pages());
+
+    vmm::StringInput none2("");
+    job.argv = {prog, "check", "XYZZY-SECRET-4711"};
+    job.stdin_source = &none2;
+    auto r2 = engine::run_job_in(*clone, job);
+    ASSERT_TRUE(r2.ok()) << r2.error().message();
+    EXPECT_EQ(r2->stdout_data, "clean\n");
+    EXPECT_EQ(r2->exit_code, 0);
+    ASSERT_TRUE(engine::reset_clone(*clone).ok());
+  }
 }
 
 TEST_F(Pool, ResetModeReusesClonesAndStaysCorrect) {

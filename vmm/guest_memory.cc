@@ -10,7 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include "common/fd.h"
 
 namespace vmfork::vmm {
 
@@ -22,6 +21,16 @@ namespace {
 int pagemap_fd() {
   static const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   return fd;
+}
+
+constexpr uint64_t kPage = 4096;
+
+// A page the host backs privately: present or swapped, and not a file page or shared
+// (Documentation/admin-guide/mm/pagemap.rst: bits 63, 62, 61). In a MAP_PRIVATE mapping of a
+// file these are the copy-on-write copies, the only pages whose bytes can differ from the file.
+bool is_private(uint64_t entry) {
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFileOrShared = 1ull << 61;
+  return (entry & (kPresent | kSwapped)) && !(entry & kFileOrShared);
 }
 
 }  // namespace
@@ -40,7 +49,12 @@ Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
   if (p == MAP_FAILED) return errno_error("mmap MAP_PRIVATE of " + std::to_string(bytes >> 20) + " MiB template memory");
   pagemap_fd();
-  return GuestMemory(static_cast<uint8_t*>(p), bytes);
+  void* f = mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (f == MAP_FAILED) {
+    munmap(p, bytes);
+    return errno_error("mmap MAP_SHARED of " + std::to_string(bytes >> 20) + " MiB template memory");
+  }
+  return GuestMemory(static_cast<uint8_t*>(p), bytes, static_cast<const uint8_t*>(f));
 }
 
 Status GuestMemory::discard_private() {
@@ -48,39 +62,66 @@ Status GuestMemory::discard_private() {
   return {};
 }
 
-Result<uint64_t> GuestMemory::private_resident_pages() const {
+template <typename Fn>
+Status GuestMemory::scan_pagemap(Fn&& fn) const {
   const int fd = pagemap_fd();
   if (fd < 0) return plain_error("open /proc/self/pagemap failed when the first guest memory was mapped");
-  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFileOrShared = 1ull << 61;
-  const uint64_t first = reinterpret_cast<uintptr_t>(base_) / 4096, pages = size_ / 4096;
-  std::vector<uint64_t> buf(8192);  // 64 KiB of entries: 32 MiB of guest memory per read
-  uint64_t count = 0;
+  constexpr uint64_t kBatch = 8192;  // 64 KiB of entries: 32 MiB of guest memory per read
+  uint64_t entries[kBatch];
+  const uint64_t first = reinterpret_cast<uintptr_t>(base_) / kPage, pages = size_ / kPage;
   for (uint64_t done = 0; done < pages;) {
-    const size_t want = size_t(std::min<uint64_t>(buf.size(), pages - done));
-    ssize_t n = pread(fd, buf.data(), want * 8, off_t((first + done) * 8));
+    const size_t want = size_t(std::min(kBatch, pages - done));
+    ssize_t n = pread(fd, entries, want * 8, off_t((first + done) * 8));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0 || n % 8) return errno_error("read /proc/self/pagemap");
-    for (size_t i = 0; i < size_t(n) / 8; i++)
-      if ((buf[i] & (kPresent | kSwapped)) && !(buf[i] & kFileOrShared)) count++;
+    fn(done, entries, uint64_t(n) / 8);
     done += uint64_t(n) / 8;
   }
+  return {};
+}
+
+Result<uint64_t> GuestMemory::private_resident_pages() const {
+  uint64_t count = 0;
+  VF_TRY(scan_pagemap([&](uint64_t, const uint64_t* e, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) count += is_private(e[i]);
+  }));
   return count;
 }
 
+Result<uint64_t> GuestMemory::copy_back_changed(uint64_t* changed, uint64_t cap) {
+  if (!file_) return plain_error("copy_back_changed: guest memory is not a file's private mapping");
+  uint64_t copied = 0;
+  VF_TRY(scan_pagemap([&](uint64_t first, const uint64_t* e, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+      if (!is_private(e[i])) continue;
+      const uint64_t at = (first + i) * kPage;
+      if (std::memcmp(base_ + at, file_ + at, kPage) == 0) continue;
+      std::memcpy(base_ + at, file_ + at, kPage);
+      if (copied < cap) changed[copied] = at;
+      copied++;
+    }
+  }));
+  return copied;
+}
+
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
-    : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)),
+      file_(std::exchange(o.file_, nullptr)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
   if (this != &o) {
     if (base_) munmap(base_, size_);
+    if (file_) munmap(const_cast<uint8_t*>(file_), size_);
     base_ = std::exchange(o.base_, nullptr);
     size_ = std::exchange(o.size_, 0);
+    file_ = std::exchange(o.file_, nullptr);
   }
   return *this;
 }
 
 GuestMemory::~GuestMemory() {
   if (base_) munmap(base_, size_);
+  if (file_) munmap(const_cast<uint8_t*>(file_), size_);
 }
 
 Result<std::span<uint8_t>> GuestMemory::span(uint64_t gpa, uint64_t len) const {

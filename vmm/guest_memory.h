@@ -30,11 +30,22 @@ class GuestMemory {
   /// Pages (4 KiB) of this mapping the host now backs privately: present or swapped and not
   /// file or shared pages, per /proc/self/pagemap (Documentation/admin-guide/mm/pagemap.rst:
   /// bit 63 present, 62 swapped, 61 file-page or shared-anon). For a clone these are the pages
-  /// the guest wrote since the last discard (copy-on-write copies); for an anonymous mapping,
-  /// every page the guest touched. Host-measured, so the guest cannot shrink it: any page the
+  /// the guest wrote since it was restored (copy-on-write copies; a reset that copies pages back
+  /// keeps them, so a reused clone also counts what earlier jobs wrote); for an anonymous
+  /// mapping, every page the guest touched. Host-measured, so the guest cannot shrink it: any page the
   /// guest wrote is counted. Costs one pread of 2 bytes per KiB of guest memory.
   /// Errors: open or read of /proc/self/pagemap failed.
   Result<uint64_t> private_resident_pages() const;
+
+  /// Returns every page of a map_private() mapping whose bytes differ from the file's to the
+  /// file's bytes by copying them back in place, so the pages stay mapped: the next touch costs
+  /// no host page fault. Only private (copy-on-write copied) pages can differ; they are found in
+  /// /proc/self/pagemap (bit 63 present, bit 61 clear: an anonymous page;
+  /// Documentation/admin-guide/mm/pagemap.rst). Writes the GPA of each page copied to
+  /// `changed[0..cap)` and returns how many pages differed (possibly more than `cap`: then only
+  /// the first `cap` GPAs are listed, and every differing page is still copied back).
+  /// Errors: not a map_private() mapping, open or pread of pagemap.
+  Result<uint64_t> copy_back_changed(uint64_t* changed, uint64_t cap);
 
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;
@@ -42,6 +53,8 @@ class GuestMemory {
   ~GuestMemory();
 
   uint8_t* host() const { return base_; }
+  /// True for a map_private() mapping (copy_back_changed works), false for anonymous memory.
+  bool is_file_mapping() const { return file_ != nullptr; }
   uint64_t size() const { return size_; }
   /// True if [gpa, gpa+len) is inside guest memory.
   bool contains(uint64_t gpa, uint64_t len) const {
@@ -58,9 +71,16 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(uint8_t* base, uint64_t size) : base_(base), size_(size) {}
+  GuestMemory(uint8_t* base, uint64_t size, const uint8_t* file = nullptr)
+      : base_(base), size_(size), file_(file) {}
+  // Calls fn(first_page_index, entries, n) for each batch of /proc/self/pagemap entries of this
+  // mapping. Errors: the pagemap could not be opened or read.
+  template <typename Fn>
+  Status scan_pagemap(Fn&& fn) const;
+
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
+  const uint8_t* file_ = nullptr;  // read-only MAP_SHARED view of the file behind a map_private()
 };
 
 }  // namespace vmfork::vmm

@@ -51,12 +51,40 @@ Status Machine::complete_pending_io() {
   return {};
 }
 
-Status Machine::reset(const State& s) {
+Status Machine::reset(const State& s, bool guest_reads_reset_list) {
   VF_TRY(complete_pending_io());
-  VF_TRY(mem_.discard_private());
+  // Pages the job changed go back to the template's bytes in place (they stay mapped, so the
+  // next job does not fault on them again), and the guest learns which ones, so that the host's
+  // shadow of its page tables forgets them (BootInfo.reset_pages). A job that changed more than
+  // the list holds has its memory dropped and every shadow page with it (deleting the memslot
+  // zaps them all), which also bounds what a clone keeps between jobs.
+  auto* list = mem_.at<uint64_t>(abi::kResetListGpa);
+  uint64_t listed = 0;
+  if (mem_.is_file_mapping() && guest_reads_reset_list) {
+    // Listed into a host buffer first: the list's own pages are among those copied back.
+    reset_list_.resize(abi::kResetListCap);
+    VF_ASSIGN(uint64_t n, mem_.copy_back_changed(reset_list_.data(), reset_list_.size()));
+    if (n <= abi::kResetListCap) {
+      std::memcpy(list, reset_list_.data(), n * sizeof(uint64_t));
+      listed = n;
+    } else {
+      VF_TRY(mem_.discard_private());
+      VF_TRY(forget_all_translations());
+    }
+  } else {
+    VF_TRY(mem_.discard_private());
+    VF_TRY(forget_all_translations());
+  }
   VF_TRY(restore(s));
+  mem_.at<abi::BootInfo>(abi::kBootInfoGpa)->reset_pages = listed;
+  last_reset_pages_ = listed;
   serial_.clear_log();
   return {};
+}
+
+Status Machine::forget_all_translations() {
+  VF_TRY(vm_->set_memslot(0, 0, mem_.host(), 0));
+  return vm_->set_memslot(0, 0, mem_.host(), mem_.size());
 }
 
 Result<Machine::State> Machine::save() {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "vmm/devices/channel.h"
@@ -77,11 +78,18 @@ class Machine {
   /// Loads `s` into this (fresh) machine: VM state, then vCPU (vcpu_state.h order), then the
   /// serial device. Errors: the failing ioctl; the machine must then be discarded.
   Status restore(const State& s);
-  /// Returns a used machine to `s` in place: completes any pending I/O exit, drops every
-  /// private page of guest memory (GuestMemory::discard_private: a clone's memory shows its
-  /// template's bytes again), loads `s` as restore() does and clears the serial log.
-  /// Errors: the failing madvise or ioctl; the machine must then be discarded.
-  Status reset(const State& s);
+  /// Returns a used machine to `s` in place: completes any pending I/O exit, returns guest memory
+  /// to the template's bytes, loads `s` as restore() does and clears the serial log. Memory: the
+  /// pages the job changed are copied back in place (GuestMemory::copy_back_changed) and listed
+  /// for the guest (abi BootInfo.reset_pages), so they stay mapped; beyond abi::kResetListCap
+  /// changed pages (or for anonymous memory) every private page is dropped instead
+  /// (GuestMemory::discard_private) and the memslot is re-registered, which drops every shadow
+  /// translation. `guest_reads_reset_list`: the guest kernel honours BootInfo.reset_pages (guest
+  /// ABI 1.5 and later); when false, memory is always dropped and the memslot re-registered.
+  /// Errors: the failing pagemap read, madvise or ioctl; the machine must then be discarded.
+  Status reset(const State& s, bool guest_reads_reset_list);
+  /// Pages the last reset() copied back and listed (0: none, or it dropped memory instead).
+  uint64_t last_reset_pages() const { return last_reset_pages_; }
   bool has_irqchip() const { return vm_->has_irqchip(); }
 
   /// Maps `image` as a read-only memslot (slot 1) at abi::kRootfsGpa and keeps it alive as long
@@ -94,11 +102,15 @@ class Machine {
       : mem_(std::move(mem)), vm_(std::move(vm)), vcpu_(std::move(vcpu)) {}
 
   Status complete_pending_io();
+  // Deletes and re-adds memslot 0: KVM then drops every shadow page (all translations).
+  Status forget_all_translations();
   Result<StopInfo> run_loop(ChannelDevice& channel, Clock::time_point deadline);
   // Preemption ticks (Channel.tick_*): follow the guest's wanted period; inject one tick.
   Status tick_period(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
   Status tick(ChannelDevice& channel, RunDeadline& timer, Clock::time_point deadline);
   bool sync_regs_ = false;  // KVM_CAP_SYNC_REGS covers KVM_SYNC_X86_REGS
+  std::vector<uint64_t> reset_list_;  // reset(): GPAs of changed pages (abi::kResetListCap)
+  uint64_t last_reset_pages_ = 0;
 
   GuestMemory mem_;  // declared first: destroyed after the VM that maps it
   std::shared_ptr<const RootfsImage> rootfs_;  // likewise

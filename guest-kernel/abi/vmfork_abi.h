@@ -16,9 +16,10 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 4;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
+inline constexpr uint32_t kAbiMinor = 5;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
                                           // job files, collect, the runtime freeze point;
-                                          // 1.4: preemption ticks (kReqTick, Channel.tick_*)
+                                          // 1.4: preemption ticks (kReqTick, Channel.tick_*);
+                                          // 1.5: the reset list (BootInfo.reset_pages)
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -28,6 +29,10 @@ inline constexpr uint64_t kSyscallCountGpa = 0x3000;  // uint32_t[kSyscallCountS
 inline constexpr uint64_t kGdtGpa = 0x4000;         // GDT, written by the VMM
 inline constexpr uint64_t kTssGpa = 0x5000;         // 64-bit TSS, written by the VMM
 inline constexpr uint64_t kIdtGpa = 0x6000;         // IDT, filled by the guest kernel at boot
+// ABI 1.5: the reset list, uint64_t GPAs of the pages an in-place reset copied back (see
+// BootInfo.reset_pages), written by the VMM.
+inline constexpr uint64_t kResetListGpa = 0x7000;
+inline constexpr uint64_t kResetListCap = 0xa000 / 8;  // entries: 5,120 pages
 inline constexpr uint64_t kPageTableGpa = 0x11000;  // VMM-built kernel page tables (PML4 first)
 inline constexpr uint64_t kPageTableEnd = 0x100000;
 inline constexpr uint64_t kKernelGpa = 0x100000;    // guest kernel image (its ELF p_paddr)
@@ -167,12 +172,22 @@ struct BootInfo {
   uint64_t files_bytes;
   // Processes (ABI 1.4): fork/clone beyond this many live processes fail with EAGAIN (0: 256).
   uint64_t max_procs;
-  uint64_t reserved[11];
+  // Reset list (ABI 1.5). An in-place reset returns the pages a job changed to the template's
+  // bytes by copying them back, so they stay mapped; the host's shadow of the guest page tables
+  // (PVM, like any shadow MMU) is not told about those copies. So the VMM lists the GPAs it
+  // copied at kResetListGpa, and on resume (a new generation) the kernel, before anything else
+  // runs, stores to each listed page once across a page-table-entry boundary (8 bytes at offset
+  // 4, the same bytes back): KVM takes such a write to a shadowed page table as "no longer a page
+  // table" and drops its shadow (arch/x86/kvm/mmu/mmu.c, detect_write_misaligned), then reloads
+  // CR3 so unsynchronized shadows are checked again. 0: nothing to forget.
+  uint64_t reset_pages;
+  uint64_t reserved[10];
 };
 static_assert(offsetof(BootInfo, entropy) == 96, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, generation) == 136, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, rootfs_gpa) == 144, "BootInfo layout: see docs/guest-abi.md");
 static_assert(offsetof(BootInfo, files_bytes) == 160, "BootInfo layout: see docs/guest-abi.md");
+static_assert(offsetof(BootInfo, reset_pages) == 176, "BootInfo layout: see docs/guest-abi.md");
 static_assert(sizeof(BootInfo) == 264, "BootInfo layout: see docs/guest-abi.md");
 
 // ArgsBlock at args_gpa: uint64_t argc, envc; then argc + envc + 1 NUL-terminated strings packed

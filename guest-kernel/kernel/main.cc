@@ -39,10 +39,30 @@ static void refresh_identity() {
   if (uint64_t at = loader::at_random_va()) random::fill(reinterpret_cast<void*>(at), 16);
 }
 
+// After an in-place reset (BootInfo.reset_pages): make the host drop its shadow of every page the
+// reset copied back, before any of them is used as a page table again.
+static void forget_reset_pages() {
+  uint64_t n = boot->reset_pages;
+  if (n == 0) return;
+  if (n > kResetListCap) n = kResetListCap;
+  const uint64_t* list = phys<uint64_t>(kResetListGpa);
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t gpa = list[i];
+    if (gpa & 4095 || gpa >= boot->mem_bytes) continue;
+    // 8 bytes at offset 4 straddle two page-table entries: a "misaligned" write to a shadowed
+    // page table, which makes KVM zap that shadow page. The bytes written are those read.
+    asm volatile("movq 4(%0), %%rax; movq %%rax, 4(%0)" ::"r"(kDirectMapBase + gpa) : "rax", "memory");
+  }
+  arch::reload_cr3();
+}
+
 void ring(Request r) {
   chan->request = r;
   arch::out32(kDoorbellPort, r);
-  if (boot->generation != g_generation) refresh_identity();
+  if (boot->generation != g_generation) {
+    forget_reset_pages();
+    refresh_identity();
+  }
 }
 
 void log(const char* s) {

@@ -1,14 +1,25 @@
 /* Pool isolation test job. "dirty SECRET": fills 32 MiB of heap and the stack with SECRET,
- * leaves fds open, prints SECRET and exits. "check SECRET": allocates the same memory and
+ * leaves fds open, maps memory at fixed addresses, prints SECRET and exits. "map SECRET": only
+ * the fixed mappings (a job that changes few pages, so a reset copies them back in place). "check SECRET": allocates the same memory and
  * reports whether any of it, or its initial stack, holds SECRET, whether any fd above 2 is
  * open, and prints "clean" or what it found. */
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define HEAP (32u << 20)
+/* A mapping the dirty job makes and the check job must not find: after a reset, no translation
+ * of the previous job (in the guest's page tables or in the host's shadow of them) may survive. */
+#define STALE ((char*)0x200000000000ul)
+#define STALE_READ ((char*)0x300000000000ul) /* mapped and only read: zero pages, never copied */
+
+static sigjmp_buf segv_jump;
+static void on_segv(int sig) { siglongjmp(segv_jump, sig); }
 
 static int contains(const char* p, size_t n, const char* s) {
   size_t l = strlen(s);
@@ -23,10 +34,18 @@ int main(int argc, char** argv) {
   size_t l = strlen(secret);
   char* heap = malloc(HEAP);
   char stack[65536];
-  if (strcmp(argv[1], "dirty") == 0) {
-    for (size_t i = 0; i + l <= HEAP; i += l) memcpy(heap + i, secret, l);
+  const int map_only = strcmp(argv[1], "map") == 0;
+  if (strcmp(argv[1], "dirty") == 0 || map_only) {
+    if (!map_only)
+      for (size_t i = 0; i + l <= HEAP; i += l) memcpy(heap + i, secret, l);
     for (size_t i = 0; i + l <= sizeof stack; i += l) memcpy(stack + i, secret, l);
     for (int i = 0; i < 5; i++) open("/dev/null", O_RDONLY);
+    char* m = mmap(STALE, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m != STALE) { printf("mmap at %p failed\n", (void*)STALE); return 1; }
+    for (size_t i = 0; i + l <= (1u << 20); i += 4096) memcpy(m + i, secret, l);
+    volatile char* r = mmap(STALE_READ, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (r != (volatile char*)STALE_READ) { printf("mmap at %p failed\n", (void*)STALE_READ); return 1; }
+    for (size_t i = 0; i < (1u << 20); i += 4096) (void)r[i];
     printf("%s %d\n", secret, stack[100]);
     return 0;
   }
@@ -39,6 +58,17 @@ int main(int argc, char** argv) {
   if (contains(stack, sizeof stack, probe)) { printf("stack holds the secret\n"); found = 1; }
   for (int fd = 3; fd < 64; fd++)
     if (fcntl(fd, F_GETFD) >= 0) { printf("fd %d is open\n", fd); found = 1; }
+  signal(SIGSEGV, on_segv);
+  if (sigsetjmp(segv_jump, 1) == 0) {
+    volatile char c = STALE[0];
+    printf("the last job's mapping is still readable (%d)\n", c);
+    found = 1;
+  }
+  if (sigsetjmp(segv_jump, 1) == 0) {
+    volatile char c = STALE_READ[0];
+    printf("the last job's read-only mapping is still readable (%d)\n", c);
+    found = 1;
+  }
   if (!found) printf("clean\n");
   return found;
 }
