@@ -49,7 +49,8 @@ RunResult run(const Job& j) {
 
 // Runs a shell command on the host with `input` on stdin; returns its stdout.
 std::string host_output(const std::string& cmd, const std::string& input) {
-  std::string path = testing::TempDir() + "/vmfork_host_input";
+  // One file per process: ctest -j runs several test processes at once.
+  std::string path = testing::TempDir() + "/vmfork_host_input_" + std::to_string(getpid());
   std::ofstream(path, std::ios::binary) << input;
   FILE* p = popen((cmd + " < " + path).c_str(), "r");
   std::string out;
@@ -57,6 +58,7 @@ std::string host_output(const std::string& cmd, const std::string& input) {
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   pclose(p);
+  std::remove(path.c_str());
   return out;
 }
 
