@@ -158,7 +158,7 @@ std::string Metrics::render(std::span<const PoolGauge> pools, size_t queue_depth
   header(&out, "vmfork_job_seconds", "histogram", "Run requests from accepted to response ready.");
   job_seconds_.render("vmfork_job_seconds", &out);
   header(&out, "vmfork_job_vm_exits", "histogram",
-         "Returns from KVM_RUN per job that ran (exits to vmfork and signal kicks; issue 11 wants at most 2).");
+         "Returns from KVM_RUN per job that ran: exits to vmfork, deadline kicks and preemption ticks.");
   job_exits_.render("vmfork_job_vm_exits", &out);
   header(&out, "vmfork_job_vcpu_cpu_seconds", "histogram",
          "CPU time of each job's vCPU thread, measured by the host (guest cannot change it).");
