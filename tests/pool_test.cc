@@ -332,6 +332,34 @@ TEST_F(Pool, ResetForgetsTheLastJobsTranslations) {
   }
 }
 
+TEST_F(Pool, ResetDropsMemoryWhenTheJobBentKernelTranslations) {
+  // The guest-side clean-up of a reset runs on the kernel half of the page tables: a job that
+  // changed them (here an unused entry of the boot PML4) gets its clone's memory dropped and
+  // every shadow page zapped instead, and the next job still runs clean.
+  auto clone = engine::restore_clone(image_);
+  ASSERT_TRUE(clone.ok()) << clone.error().message();
+  const std::string prog = kPrograms + "/leave_traces.glibc";
+  vmm::StringInput none("");
+  engine::CloneJob job;
+  job.program = prog;
+  job.argv = {prog, "kernel", "XYZZY-SECRET-4711"};
+  job.env = engine::default_env();
+  job.stdin_source = &none;
+  auto r1 = engine::run_job_in(*clone, job);
+  ASSERT_TRUE(r1.ok()) << r1.error().message();
+  EXPECT_EQ(r1->stdout_data, "kernel\n");
+  ASSERT_TRUE(engine::reset_clone(*clone).ok());
+  EXPECT_EQ(clone->machine->last_reset_pages(), 0u) << "a bent kernel translation was trusted";
+  auto& mem = clone->machine->memory();
+  EXPECT_EQ(XXH3_64bits(mem.host(), mem.size()), memfd_hash(*image_));
+  vmm::StringInput none2("");
+  job.argv = {prog, "check", "XYZZY-SECRET-4711"};
+  job.stdin_source = &none2;
+  auto r2 = engine::run_job_in(*clone, job);
+  ASSERT_TRUE(r2.ok()) << r2.error().message();
+  EXPECT_EQ(r2->stdout_data, "clean\n");
+}
+
 TEST_F(Pool, ResetModeReusesClonesAndStaysCorrect) {
   auto p = pool::WarmPool::create(image_, {2, pool::Mode::kReset});
   ASSERT_TRUE(p.ok());

@@ -88,20 +88,24 @@ Result<uint64_t> GuestMemory::private_resident_pages() const {
   return count;
 }
 
-Result<uint64_t> GuestMemory::copy_back_changed(uint64_t* changed, uint64_t cap) {
+Result<GuestMemory::CopyBack> GuestMemory::copy_back_changed(uint64_t* changed, uint64_t cap,
+                                                             CriticalFn is_critical, const void* ctx) {
   if (!file_) return plain_error("copy_back_changed: guest memory is not a file's private mapping");
-  uint64_t copied = 0;
+  uint64_t copied = 0, priv = 0;
+  bool critical = false;
   VF_TRY(scan_pagemap([&](uint64_t first, const uint64_t* e, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
       if (!is_private(e[i])) continue;
+      priv++;
       const uint64_t at = (first + i) * kPage;
       if (std::memcmp(base_ + at, file_ + at, kPage) == 0) continue;
+      if (!critical && is_critical) critical = is_critical(at, base_ + at, file_ + at, ctx);
       std::memcpy(base_ + at, file_ + at, kPage);
       if (copied < cap) changed[copied] = at;
       copied++;
     }
   }));
-  return copied;
+  return CopyBack{copied, priv, critical};
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept

@@ -42,10 +42,21 @@ class GuestMemory {
   /// no host page fault. Only private (copy-on-write copied) pages can differ; they are found in
   /// /proc/self/pagemap (bit 63 present, bit 61 clear: an anonymous page;
   /// Documentation/admin-guide/mm/pagemap.rst). Writes the GPA of each page copied to
-  /// `changed[0..cap)` and returns how many pages differed (possibly more than `cap`: then only
-  /// the first `cap` GPAs are listed, and every differing page is still copied back).
+  /// `changed[0..cap)`. Returns how many pages differed (possibly more than `cap`: then only the
+  /// first `cap` GPAs are listed, and every differing page is still copied back) and how many
+  /// private pages the mapping holds (the copies stay private).
   /// Errors: not a map_private() mapping, open or pread of pagemap.
-  Result<uint64_t> copy_back_changed(uint64_t* changed, uint64_t cap);
+  /// `is_critical(gpa, now, file)` is asked about each differing page before it is copied
+  /// (`now` and `file`: its 4 KiB as the guest left them and as the file holds them); the
+  /// result says whether any answered true.
+  struct CopyBack {
+    uint64_t changed = 0;        // pages whose bytes differed, now the file's again
+    uint64_t private_pages = 0;  // private pages after the copy (changed or not)
+    bool critical = false;       // is_critical answered true for some changed page
+  };
+  using CriticalFn = bool (*)(uint64_t gpa, const uint8_t* now, const uint8_t* file, const void* ctx);
+  Result<CopyBack> copy_back_changed(uint64_t* changed, uint64_t cap, CriticalFn is_critical,
+                                     const void* ctx);
 
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;

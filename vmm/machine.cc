@@ -51,27 +51,54 @@ Status Machine::complete_pending_io() {
   return {};
 }
 
+// A reused clone keeps at most this many private pages (32 MiB) between jobs; beyond it a reset
+// drops them all (Machine::reset).
+constexpr uint64_t kResetKeepMaxPages = 8192;
+
 Status Machine::reset(const State& s, bool guest_reads_reset_list) {
   VF_TRY(complete_pending_io());
   // Pages the job changed go back to the template's bytes in place (they stay mapped, so the
   // next job does not fault on them again), and the guest learns which ones, so that the host's
-  // shadow of its page tables forgets them (BootInfo.reset_pages). A job that changed more than
-  // the list holds has its memory dropped and every shadow page with it (deleting the memslot
-  // zaps them all), which also bounds what a clone keeps between jobs.
+  // shadow of its page tables forgets them (BootInfo.reset_pages). The guest can only do that
+  // through translations the job cannot have bent: those of the kernel half, which run through
+  // the upper half of the PML4 the clone resumes on (the template's CR3) and the VMM-built
+  // kernel tables (abi::kPageTableGpa..kPageTableEnd; the boot PML4 first, whose lower half a
+  // kernel-ready job's first process uses). If the job changed any of that, too many pages, or
+  // the clone would keep too many private pages, memory is dropped instead and the memslot
+  // deleted and re-added, which zaps every shadow page.
   auto* list = mem_.at<uint64_t>(abi::kResetListGpa);
   uint64_t listed = 0;
-  if (mem_.is_file_mapping() && guest_reads_reset_list) {
+  bool drop = !mem_.is_file_mapping() || !guest_reads_reset_list;
+  if (!drop) {
     // Listed into a host buffer first: the list's own pages are among those copied back.
     reset_list_.resize(abi::kResetListCap);
-    VF_ASSIGN(uint64_t n, mem_.copy_back_changed(reset_list_.data(), reset_list_.size()));
-    if (n <= abi::kResetListCap) {
-      std::memcpy(list, reset_list_.data(), n * sizeof(uint64_t));
-      listed = n;
-    } else {
-      VF_TRY(mem_.discard_private());
-      VF_TRY(forget_all_translations());
+    const uint64_t resume_pml4 = s.vcpu.sregs.cr3 & ~uint64_t(0xfff);
+    auto on_resume_path = [](uint64_t gpa, const uint8_t* now, const uint8_t* file, const void* ctx) {
+      // Entries that differ in more than the accessed and dirty bits (5, 6), which the CPU (here
+      // the shadow MMU) sets in the kernel's own tables as the job touches memory.
+      auto bent = [&](size_t first, size_t last) {
+        constexpr uint64_t kAccessedDirty = 0x60;
+        for (size_t i = first; i < last; i++) {
+          uint64_t a, b;
+          std::memcpy(&a, now + 8 * i, 8);
+          std::memcpy(&b, file + 8 * i, 8);
+          if ((a ^ b) & ~kAccessedDirty) return true;
+        }
+        return false;
+      };
+      const uint64_t pml4 = *static_cast<const uint64_t*>(ctx);
+      if (gpa == pml4 || gpa == abi::kPageTableGpa) return bent(256, 512);  // PML4: the kernel half
+      return gpa >= abi::kPageTableGpa && gpa < abi::kPageTableEnd && bent(0, 512);
+    };
+    VF_ASSIGN(auto copy, mem_.copy_back_changed(reset_list_.data(), reset_list_.size(), on_resume_path,
+                                                &resume_pml4));
+    drop = copy.critical || copy.changed > abi::kResetListCap || copy.private_pages > kResetKeepMaxPages;
+    if (!drop) {
+      std::memcpy(list, reset_list_.data(), copy.changed * sizeof(uint64_t));
+      listed = copy.changed;
     }
-  } else {
+  }
+  if (drop) {
     VF_TRY(mem_.discard_private());
     VF_TRY(forget_all_translations());
   }

@@ -30,9 +30,10 @@ inline constexpr uint64_t kGdtGpa = 0x4000;         // GDT, written by the VMM
 inline constexpr uint64_t kTssGpa = 0x5000;         // 64-bit TSS, written by the VMM
 inline constexpr uint64_t kIdtGpa = 0x6000;         // IDT, filled by the guest kernel at boot
 // ABI 1.5: the reset list, uint64_t GPAs of the pages an in-place reset copied back (see
-// BootInfo.reset_pages), written by the VMM.
+// BootInfo.reset_pages), written by the VMM. 0x7000..0x10fff is reserved for it; the VMM lists
+// at most kResetListCap pages (each may cost the next job one exit: see BootInfo.reset_pages).
 inline constexpr uint64_t kResetListGpa = 0x7000;
-inline constexpr uint64_t kResetListCap = 0xa000 / 8;  // entries: 5,120 pages
+inline constexpr uint64_t kResetListCap = 1024;
 inline constexpr uint64_t kPageTableGpa = 0x11000;  // VMM-built kernel page tables (PML4 first)
 inline constexpr uint64_t kPageTableEnd = 0x100000;
 inline constexpr uint64_t kKernelGpa = 0x100000;    // guest kernel image (its ELF p_paddr)

@@ -34,6 +34,13 @@ int main(int argc, char** argv) {
   size_t l = strlen(secret);
   char* heap = malloc(HEAP);
   char stack[65536];
+  if (strcmp(argv[1], "kernel") == 0) {
+    /* Boot PML4 at GPA 0x11000 through the direct map (guest-kernel/abi/vmfork_abi.h). */
+    volatile unsigned long* pml4 = (volatile unsigned long*)(0xffff888000000000ul + 0x11000);
+    pml4[300] = pml4[273];
+    printf("kernel\n");
+    return 0;
+  }
   const int map_only = strcmp(argv[1], "map") == 0;
   if (strcmp(argv[1], "dirty") == 0 || map_only) {
     if (!map_only)
