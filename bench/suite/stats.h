@@ -1,5 +1,6 @@
-// Samples of one figure and their summary (min/median/max, p50/p99), and one peer's results as
-// `vmfork bench` records them. Plain values; thread-safety: none needed (copied between threads).
+// One peer's results as `vmfork bench` records them, summarized with common/stats.h (the same
+// quantile rule as `vmfork measure`). Plain values; thread-safety: none needed (copied between
+// threads).
 #pragma once
 
 #include <map>
@@ -7,14 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/stats.h"
+
 namespace vmfork::bench {
 
-/// Summary of a figure's samples. Percentiles use the nearest-rank method on sorted samples.
-struct Summary {
-  size_t n = 0;
-  double min = 0, median = 0, max = 0, p50 = 0, p99 = 0;
-};
-Summary summarize(std::vector<double> samples);
+using stats::Summary;
+using stats::summarize;
 
 /// The figures `vmfork bench` compares, by key (results.json "metrics"), with their unit.
 /// restore_us           restore until the vCPU can run its first instruction (µs)
@@ -36,7 +35,8 @@ struct PeerResult {
   nlohmann::json extra = nlohmann::json::object();     // peer-specific figures (phases, notes)
 };
 
-/// {"name","what","ran","reason","metrics":{key:{n,min,median,max,p50,p99,unit}},
+/// {"name","what","ran","reason","metrics":{key:{n,min,median,max,p50,p99,unit}}, (p50 is the
+/// median; quantiles as stats::quantile)
 ///  "not_measured":{...},"samples":{...},"extra":{...}}
 nlohmann::json to_json(const PeerResult& p);
 
