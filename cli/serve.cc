@@ -23,6 +23,7 @@
 #include "pool/server.h"
 #include "pool/service.h"
 #include "snapshot/page_store.h"
+#include "vmm/seccomp.h"
 
 namespace vmfork::cli {
 
@@ -35,7 +36,7 @@ void add_serve_cli(CLI::App& app, ServeCli* c) {
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
-  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "run worker threads without the job-thread seccomp filter (debugging)");
+  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "turn off both seccomp filters: the job-thread one and the process one (debugging)");
   c->cmd->add_option("--queue", c->queue, "jobs waiting for a worker before requests are answered busy")
       ->capture_default_str();
   c->cmd->add_option("--socket", c->socket, "Unix socket path to listen on (created with mode 0600)")->required();
@@ -145,6 +146,12 @@ int run_serve_cli(const ServeCli& c) {
   for (auto& t : c.templates) names += (names.empty() ? "" : ", ") + t;
   spdlog::info("serving {} on {} (pool {} {}, {} workers, queue {})", names, c.socket, c.pool, c.mode, c.workers,
                c.queue);
+  // Set up (store open, pools filled, socket bound, threads started) and no job run yet, so
+  // no job thread has its own filter: the process filter goes on every thread (TSYNC).
+  if (!c.no_seccomp) {
+    Status confined = vmm::confine_process(vmm::ProcessRole::kServe);
+    if (!confined.ok()) return fail(confined.error().message());
+  }
   auto served = (*server)->serve();
   if (reloader.joinable()) reloader.join();
   if (!served.ok()) return fail(served.error().message());

@@ -18,6 +18,7 @@
 #include "pool/redis_worker.h"
 #include "pool/service.h"
 #include "snapshot/page_store.h"
+#include "vmm/seccomp.h"
 
 namespace vmfork::cli {
 
@@ -50,7 +51,7 @@ void add_worker_cli(CLI::App& app, WorkerCli* c) {
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
-  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "run worker threads without the job-thread seccomp filter (debugging)");
+  c->cmd->add_flag("--no-seccomp", c->no_seccomp, "turn off both seccomp filters: the job-thread one and the process one (debugging)");
   c->cmd->add_option("--inflight", c->inflight, "entries read and not yet finished (default 2 x --workers)");
   c->cmd->add_option("--results", c->results, "results stream (default STREAM:results)");
   c->cmd->add_option("--results-maxlen", c->results_maxlen, "XADD MAXLEN ~ of the results and dead-letter streams")
@@ -121,6 +122,12 @@ int run_worker_cli(const WorkerCli& c) {
     if (!h.ok()) return fail(h.error().message());
     http = std::move(h).value();
     spdlog::info("metrics on http://{}/metrics (port {})", c.metrics_listen, http->port());
+  }
+  // Set up (store open, pools filled, Redis reached, metrics listening) and no entry read yet, so
+  // no job thread has its own filter: the process filter goes on every thread (TSYNC).
+  if (!c.no_seccomp) {
+    Status confined = vmm::confine_process(vmm::ProcessRole::kWorker);
+    if (!confined.ok()) return fail(confined.error().message());
   }
   (*worker)->start();
   const auto& o = (*worker)->options();

@@ -1,10 +1,11 @@
-// The job-thread seccomp filter (vmm/seccomp.h): a forbidden call is refused and named, in a
-// forked child and in real `vmfork run` / `vmfork serve` processes (test hook
-// VMFORK_SECCOMP_TEST=exec), and the normal paths of `vmfork run` work with it on.
+// The job-thread and process seccomp filters (vmm/seccomp.h): a forbidden call is refused and
+// named, in a forked child and in real `vmfork run` / `vmfork serve` processes (test hooks
+// VMFORK_SECCOMP_TEST=exec and =process-exec), and the normal paths work with them on.
 // Thread-safety: test-thread only; the fork tests run before this process has other threads
 // (ctest runs each test in its own process).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -125,6 +127,81 @@ TEST(Seccomp, AllowedCallsWorkAndConfiningTwiceIsANoOp) {
   EXPECT_EQ(err, "ok");
 }
 
+TEST(Seccomp, ProcessDenyListHasExecAndNotWhatServeNeeds) {
+  auto names = vmfork::vmm::process_denied_syscalls();
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  for (const char* n : {"execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace", "process_vm_readv",
+                        "mount", "init_module", "bpf", "kexec_load", "reboot", "setuid", "keyctl",
+                        "perf_event_open", "userfaultfd"})
+    EXPECT_TRUE(has(n)) << n;
+  for (const char* n : {"socket", "connect", "accept4", "ioctl", "openat", "mmap", "io_uring_enter", "futex"})
+    EXPECT_FALSE(has(n)) << n;
+}
+
+TEST(Seccomp, ProcessFilterCoversEveryThreadAndNamesTheProcess) {
+  std::string err;
+  int code = in_child(
+      [] {
+        std::atomic<int> go{0};
+        // Started before the filter: TSYNC must put it under the filter too.
+        std::thread early([&] {
+          while (go.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+          execve("/bin/true", argv, environ);
+          _exit(4);
+        });
+        if (!vmfork::vmm::confine_process(vmfork::vmm::ProcessRole::kServe).ok()) _exit(3);
+        if (!vmfork::vmm::process_confined()) _exit(5);
+        go = 1;
+        early.join();
+        return 6;
+      },
+      &err);
+  EXPECT_EQ(code, vmfork::vmm::kSeccompViolationExit) << err;
+  EXPECT_NE(err.find("forbidden system call 59 (execve) on the vmfork process"), std::string::npos) << err;
+}
+
+TEST(Seccomp, ProcessFilterLetsThreadsFilesAndSocketsWorkButNotFork) {
+  std::string err;
+  int code = in_child(
+      [] {
+        if (!vmfork::vmm::confine_process(vmfork::vmm::ProcessRole::kWorker).ok()) return 3;
+        // A thread after the filter: clone3 answers ENOSYS, glibc falls back to clone(CLONE_THREAD).
+        int from_thread = 0;
+        std::thread t([&] { from_thread = 1; });
+        t.join();
+        if (from_thread != 1) return 4;
+        int fd = open("/etc/hostname", O_RDONLY);
+        if (fd < 0) return 5;
+        close(fd);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return 6;
+        close(s);
+        if (write(STDERR_FILENO, "ok\n", 3) != 3) return 7;
+        pid_t pid = fork();  // clone without CLONE_THREAD: refused
+        if (pid == 0) _exit(0);
+        return 8;
+      },
+      &err);
+  EXPECT_EQ(code, vmfork::vmm::kSeccompViolationExit) << err;
+  EXPECT_EQ(err.rfind("ok\n", 0), 0u) << err;
+  EXPECT_NE(err.find("(clone) on the vmfork process"), std::string::npos) << err;
+}
+
+TEST(Seccomp, JobFilterStacksOnTheProcessFilter) {
+  std::string err;
+  int code = in_child(
+      [] {
+        if (!vmfork::vmm::confine_process(vmfork::vmm::ProcessRole::kServe).ok()) return 3;
+        if (!vmfork::vmm::confine_job_thread().ok()) return 4;
+        int fd = open("/etc/hostname", O_RDONLY);  // allowed by the process filter, not the job one
+        return fd >= 0 ? 5 : 6;
+      },
+      &err);
+  EXPECT_EQ(code, vmfork::vmm::kSeccompViolationExit) << err;
+  EXPECT_NE(err.find("forbidden system call 257 (openat) on a job thread"), std::string::npos) << err;
+}
+
 TEST(Seccomp, VmforkRunRefusesExecFromTheVcpuThread) {
   VMFORK_REQUIRE_KVM();
   std::string out;
@@ -196,6 +273,33 @@ TEST(Seccomp, TemplateRunAndServeWorkAndServeRefusesExec) {
   std::string log_text;
   sh("cat " + log, &log_text);
   EXPECT_NE(log_text.find("forbidden system call 59 (execve) on a job thread"), std::string::npos) << log_text;
+
+  // serve with the process hook: its main thread, set up and about to serve, calls execve.
+  std::filesystem::remove(sock);
+  pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDERR_FILENO);
+    setenv("VMFORK_SECCOMP_TEST", "process-exec", 1);
+    execl(kVmfork.c_str(), kVmfork.c_str(), "serve", "--store", dir.c_str(), "--template", "cat", "--socket",
+          sock.c_str(), "--pool", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  got = 0;
+  for (int i = 0; i < 600 && got == 0; i++) {  // 60 s deadline: pools fill before the filter
+    got = waitpid(pid, &st, WNOHANG);
+    if (got == 0) usleep(100'000);
+  }
+  if (got == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+  }
+  EXPECT_EQ(got, pid) << "serve did not stop";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == vmfork::vmm::kSeccompViolationExit) << st;
+  sh("cat " + log, &log_text);
+  EXPECT_NE(log_text.find("forbidden system call 59 (execve) on the vmfork process"), std::string::npos)
+      << log_text;
   std::filesystem::remove_all(dir);
 }
 
