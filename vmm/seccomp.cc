@@ -1,7 +1,8 @@
-// The job-thread and process seccomp filters (see seccomp.h). The job-thread allow-list was found with `strace -f` on
-// `vmfork run` (cold, --template, --rootfs, job files, timeouts, crashes, output limits) and
-// `vmfork serve` (fresh and reset pools) and is checked by the KVM test suites running with it
-// on. Thread-safety: the SIGSYS handler and the name table are set up once (std::call_once).
+// The job-thread and process seccomp filters (see seccomp.h). The job-thread allow-list was
+// found with `strace -f` on `vmfork run` (cold, --template, --rootfs, job files, timeouts,
+// crashes, output limits) and `vmfork serve` (fresh and reset pools) and is checked by the KVM
+// test suites running with it on. Thread-safety: the SIGSYS handler and the name table are set
+// up once (std::call_once).
 #include "vmm/seccomp.h"
 
 #include <fcntl.h>
