@@ -39,7 +39,9 @@ namespace {
 //    condition variables (futex, sched_yield), sleeps with a deadline (nanosleep,
 //    clock_nanosleep), handing a clone back and waking the event loop (write to an eventfd),
 //    closing descriptors of a clone or a job (close), thread ids for logs (gettid, getpid),
-//    restart_syscall after a signal, and ending (exit, exit_group).
+//    restart_syscall after a signal, and ending (exit, exit_group); sigaltstack, which the
+//    sanitizer runtime calls when a thread ends (it only moves where this thread's signals are
+//    delivered).
 // Left out on purpose: open/openat (a job thread never names a host path: the program is
 // opened on the loop thread, rootfs images are mapped before), socket calls, clone/fork/execve,
 // kill/tgkill, ptrace, process_vm_*, mount, bpf, and every KVM ioctl that creates objects.
@@ -53,7 +55,7 @@ constexpr int kAllowed[] = {
     SCMP_SYS(timer_create),  SCMP_SYS(timer_settime), SCMP_SYS(timer_gettime),  SCMP_SYS(timer_delete),
     SCMP_SYS(rt_sigaction),  SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),  SCMP_SYS(restart_syscall),
     SCMP_SYS(gettid),        SCMP_SYS(getpid),        SCMP_SYS(exit),           SCMP_SYS(exit_group),
-    SCMP_SYS(readlink),
+    SCMP_SYS(readlink),      SCMP_SYS(sigaltstack),
 };
 
 // The vCPU ioctls of the run loop (vmm/machine.cc): KVM_RUN, and the registers for preemption
