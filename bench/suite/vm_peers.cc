@@ -291,7 +291,7 @@ Result<DiskPoint> disk_point(const SuiteOptions& opt, uint64_t mem_bytes) {
 }
 
 Result<std::vector<PeerResult>> run_vm_peers(const SuiteOptions& opt) {
-  PeerResult vf{"vmfork", "page-store template materialized once into a sealed memfd, MAP_PRIVATE per clone"};
+  PeerResult vf{"vmfork", "the store's ready-to-map memory image of the page-store template (sparse file, checked), MAP_PRIVATE per clone"};
   PeerResult fc{"firecracker-style", "whole raw memory image in one file, MAP_PRIVATE per clone, same state restore"};
   PeerResult nv{"naive", "raw memory image pread into fresh anonymous memory per clone, same state restore"};
   const std::string mib = std::to_string(opt.mem_bytes >> 20) + " MiB";
