@@ -64,6 +64,21 @@ class Pool : public testing::Test {
     return r.ok() ? std::move(r).value() : engine::RunResult{};
   }
 
+  // Runs tests/programs/leave_traces in `clone` with `mode` and the test's secret, no stdin,
+  // leaving the clone used (for reset_clone).
+  engine::RunResult traces(engine::Clone& clone, const char* mode) {
+    const std::string prog = kPrograms + "/leave_traces.glibc";
+    vmm::StringInput none("");
+    engine::CloneJob job;
+    job.program = prog;
+    job.argv = {prog, mode, "XYZZY-SECRET-4711"};
+    job.env = engine::default_env();
+    job.stdin_source = &none;
+    auto r = engine::run_job_in(clone, job);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    return r.ok() ? std::move(r).value() : engine::RunResult{};
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<snapshot::PageStore> store_;
   std::shared_ptr<const engine::TemplateImage> image_;
@@ -108,17 +123,9 @@ TEST_F(Pool, ResetCloneKeepsNothingOfThePreviousJob) {
   // Directly on one clone, so the host can inspect it between jobs.
   auto clone = engine::restore_clone(image_);
   ASSERT_TRUE(clone.ok()) << clone.error().message();
-  const std::string prog = kPrograms + "/leave_traces.glibc";
-  vmm::StringInput none("");
-  engine::CloneJob dirty;
-  dirty.program = prog;
-  dirty.argv = {prog, "dirty", "XYZZY-SECRET-4711"};
-  dirty.env = engine::default_env();
-  dirty.stdin_source = &none;
-  auto r1 = engine::run_job_in(*clone, dirty);
-  ASSERT_TRUE(r1.ok()) << r1.error().message();
-  EXPECT_EQ(r1->exit_code, 0);
-  EXPECT_NE(r1->stdout_data.find("XYZZY-SECRET-4711"), std::string::npos);
+  auto r1 = traces(*clone, "dirty");
+  EXPECT_EQ(r1.exit_code, 0);
+  EXPECT_NE(r1.stdout_data.find("XYZZY-SECRET-4711"), std::string::npos);
 
   ASSERT_TRUE(engine::reset_clone(*clone).ok());
   // Memory: byte for byte the template's again; registers: the template's.
@@ -130,15 +137,10 @@ TEST_F(Pool, ResetCloneKeepsNothingOfThePreviousJob) {
   EXPECT_EQ(regs->sregs.cr3, image_->state().machine.vcpu.sregs.cr3);
 
   // And the next job, run in the same clone, finds nothing: no secret, no open fds, no output.
-  vmm::StringInput none2("");
-  engine::CloneJob check = dirty;
-  check.argv = {prog, "check", "XYZZY-SECRET-4711"};
-  check.stdin_source = &none2;
-  auto r2 = engine::run_job_in(*clone, check);
-  ASSERT_TRUE(r2.ok()) << r2.error().message();
-  EXPECT_EQ(r2->stdout_data, "clean\n");
-  EXPECT_EQ(r2->exit_code, 0);
-  EXPECT_EQ(r2->stdout_bytes, 6u);  // only its own output
+  auto r2 = traces(*clone, "check");
+  EXPECT_EQ(r2.stdout_data, "clean\n");
+  EXPECT_EQ(r2.exit_code, 0);
+  EXPECT_EQ(r2.stdout_bytes, 6u);  // only its own output
 }
 
 // The value of `name` in the ELF64 symbol table of `elf` (System V gABI, "Symbol Table"), or 0.
@@ -303,17 +305,9 @@ TEST_F(Pool, ResetForgetsTheLastJobsTranslations) {
   // the addresses the last one mapped, as on a fresh clone, not reach the pages behind them.
   auto clone = engine::restore_clone(image_);
   ASSERT_TRUE(clone.ok()) << clone.error().message();
-  const std::string prog = kPrograms + "/leave_traces.glibc";
   for (int round = 0; round < 3; round++) {
-    vmm::StringInput none("");
-    engine::CloneJob job;
-    job.program = prog;
-    job.argv = {prog, "map", "XYZZY-SECRET-4711"};
-    job.env = engine::default_env();
-    job.stdin_source = &none;
-    auto r1 = engine::run_job_in(*clone, job);
-    ASSERT_TRUE(r1.ok()) << r1.error().message();
-    EXPECT_EQ(r1->exit_code, 0) << r1->stdout_data;
+    auto r1 = traces(*clone, "map");
+    EXPECT_EQ(r1.exit_code, 0) << r1.stdout_data;
     ASSERT_TRUE(engine::reset_clone(*clone).ok());
     EXPECT_GT(clone->machine->last_reset_pages(), 0u) << "the reset copied nothing back in place";
     auto& mem = clone->machine->memory();
@@ -321,13 +315,9 @@ TEST_F(Pool, ResetForgetsTheLastJobsTranslations) {
     auto* boot = mem.at<vmfork::abi::BootInfo>(vmfork::abi::kBootInfoGpa);
     EXPECT_EQ(boot->reset_pages, clone->machine->last_reset_pages());
 
-    vmm::StringInput none2("");
-    job.argv = {prog, "check", "XYZZY-SECRET-4711"};
-    job.stdin_source = &none2;
-    auto r2 = engine::run_job_in(*clone, job);
-    ASSERT_TRUE(r2.ok()) << r2.error().message();
-    EXPECT_EQ(r2->stdout_data, "clean\n");
-    EXPECT_EQ(r2->exit_code, 0);
+    auto r2 = traces(*clone, "check");
+    EXPECT_EQ(r2.stdout_data, "clean\n");
+    EXPECT_EQ(r2.exit_code, 0);
     ASSERT_TRUE(engine::reset_clone(*clone).ok());
   }
 }
@@ -338,26 +328,12 @@ TEST_F(Pool, ResetDropsMemoryWhenTheJobBentKernelTranslations) {
   // every shadow page zapped instead, and the next job still runs clean.
   auto clone = engine::restore_clone(image_);
   ASSERT_TRUE(clone.ok()) << clone.error().message();
-  const std::string prog = kPrograms + "/leave_traces.glibc";
-  vmm::StringInput none("");
-  engine::CloneJob job;
-  job.program = prog;
-  job.argv = {prog, "kernel", "XYZZY-SECRET-4711"};
-  job.env = engine::default_env();
-  job.stdin_source = &none;
-  auto r1 = engine::run_job_in(*clone, job);
-  ASSERT_TRUE(r1.ok()) << r1.error().message();
-  EXPECT_EQ(r1->stdout_data, "kernel\n");
+  EXPECT_EQ(traces(*clone, "kernel").stdout_data, "kernel\n");
   ASSERT_TRUE(engine::reset_clone(*clone).ok());
   EXPECT_EQ(clone->machine->last_reset_pages(), 0u) << "a bent kernel translation was trusted";
   auto& mem = clone->machine->memory();
   EXPECT_EQ(XXH3_64bits(mem.host(), mem.size()), memfd_hash(*image_));
-  vmm::StringInput none2("");
-  job.argv = {prog, "check", "XYZZY-SECRET-4711"};
-  job.stdin_source = &none2;
-  auto r2 = engine::run_job_in(*clone, job);
-  ASSERT_TRUE(r2.ok()) << r2.error().message();
-  EXPECT_EQ(r2->stdout_data, "clean\n");
+  EXPECT_EQ(traces(*clone, "check").stdout_data, "clean\n");
 }
 
 TEST_F(Pool, ResetModeReusesClonesAndStaysCorrect) {
