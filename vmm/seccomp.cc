@@ -183,6 +183,14 @@ Status libseccomp_error(const char* call, int rc, const char* which = "job-threa
 
 }  // namespace
 
+// The VMFORK_SECCOMP_TEST=`hook` test: execve("/bin/true") right after a filter is loaded. It
+// must not return: SIGSYS ends the process first.
+static Status exec_under_filter(const char* hook) {
+  char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+  execve("/bin/true", argv, environ);
+  return errno_error(std::string("VMFORK_SECCOMP_TEST=") + hook + ": execve returned");
+}
+
 Status confine_job_thread() {
   if (t_confined) return Status::Ok();
   std::call_once(g_setup_once, setup_once);
@@ -216,11 +224,7 @@ Status confine_job_thread() {
   // filter goes on this thread only.
   if ((rc = seccomp_load(ctx)) < 0) return libseccomp_error("seccomp_load", rc);
   t_confined = true;
-  if (test_exec) {
-    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
-    execve("/bin/true", argv, environ);  // must not return: SIGSYS ends the process first
-    return errno_error("VMFORK_SECCOMP_TEST=exec: execve returned");
-  }
+  if (test_exec) return exec_under_filter("exec");
   return Status::Ok();
 }
 
@@ -261,11 +265,7 @@ Status confine_process(ProcessRole role) {
     return libseccomp_error("seccomp_attr_set SCMP_FLTATR_CTL_TSYNC", rc, which);
   if ((rc = seccomp_load(ctx)) < 0) return libseccomp_error("seccomp_load with TSYNC", rc, which);
   g_process_confined = true;
-  if (test_exec) {
-    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
-    execve("/bin/true", argv, environ);  // must not return: SIGSYS ends the process first
-    return errno_error("VMFORK_SECCOMP_TEST=process-exec: execve returned");
-  }
+  if (test_exec) return exec_under_filter("process-exec");
   return Status::Ok();
 }
 
