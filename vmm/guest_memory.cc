@@ -2,10 +2,12 @@
 #include "vmm/guest_memory.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +37,7 @@ bool is_private(uint64_t entry) {
 
 }  // namespace
 
+
 Result<GuestMemory> GuestMemory::create_anonymous(uint64_t bytes) {
   if (bytes == 0 || bytes % (2u << 20)) return plain_error("guest memory must be a multiple of 2 MiB");
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -62,19 +65,72 @@ Status GuestMemory::discard_private() {
   return {};
 }
 
+namespace {
+
+// PAGEMAP_SCAN (Linux 6.7+, Documentation/admin-guide/mm/pagemap.rst "PAGEMAP_SCAN", ioctl_pagemap_scan(2)):
+// the kernel walks the page tables and returns only runs of pages in the asked categories, so
+// holes and unpopulated page tables cost nothing. Debian 12's headers predate it: the UAPI
+// layout from include/uapi/linux/fs.h.
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+constexpr uint64_t kPageIsFile = 1u << 2, kPageIsPresent = 1u << 3, kPageIsSwapped = 1u << 4;
+
+// 0: not tried yet, 1: PAGEMAP_SCAN works, 2: this kernel lacks it (ENOTTY/EINVAL): pread.
+std::atomic<int> pagemap_scan_state{0};
+
+}  // namespace
+
+unsigned long pagemap_scan_ioctl() { return _IOWR('f', 16, PmScanArg); }
+
 template <typename Fn>
-Status GuestMemory::scan_pagemap(Fn&& fn) const {
+Status GuestMemory::for_each_private_page(Fn&& fn) const {
   const int fd = pagemap_fd();
   if (fd < 0) return plain_error("open /proc/self/pagemap failed when the first guest memory was mapped");
+  const uint64_t base = reinterpret_cast<uintptr_t>(base_);
+  if (pagemap_scan_state.load(std::memory_order_relaxed) != 2) {
+    // Private pages: present or swapped (anyof), and not file pages (mask + inverted).
+    constexpr uint64_t kRuns = 512;
+    PageRegion runs[kRuns];
+    PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.start = base;
+    arg.end = base + size_;
+    arg.vec = reinterpret_cast<uintptr_t>(runs);
+    arg.vec_len = kRuns;
+    arg.category_inverted = kPageIsFile;
+    arg.category_mask = kPageIsFile;
+    arg.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+    arg.return_mask = kPageIsPresent | kPageIsSwapped;
+    for (;;) {
+      const int n = ioctl(fd, pagemap_scan_ioctl(), &arg);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == ENOTTY || errno == EINVAL) && pagemap_scan_state.load() == 0) {
+        pagemap_scan_state.store(2);
+        break;  // an older kernel: read the entries below
+      }
+      if (n < 0) return errno_error("ioctl PAGEMAP_SCAN of /proc/self/pagemap");
+      pagemap_scan_state.store(1, std::memory_order_relaxed);
+      for (int r = 0; r < n; r++)
+        for (uint64_t a = runs[r].start; a < runs[r].end; a += kPage) fn((a - base) / kPage);
+      if (arg.walk_end >= arg.end) return {};
+      arg.start = arg.walk_end;  // the vector filled up: go on from where the walk stopped
+    }
+  }
   constexpr uint64_t kBatch = 8192;  // 64 KiB of entries: 32 MiB of guest memory per read
   uint64_t entries[kBatch];
-  const uint64_t first = reinterpret_cast<uintptr_t>(base_) / kPage, pages = size_ / kPage;
+  const uint64_t first = base / kPage, pages = size_ / kPage;
   for (uint64_t done = 0; done < pages;) {
     const size_t want = size_t(std::min(kBatch, pages - done));
     ssize_t n = pread(fd, entries, want * 8, off_t((first + done) * 8));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0 || n % 8) return errno_error("read /proc/self/pagemap");
-    fn(done, entries, uint64_t(n) / 8);
+    for (uint64_t i = 0; i < uint64_t(n) / 8; i++)
+      if (is_private(entries[i])) fn(done + i);
     done += uint64_t(n) / 8;
   }
   return {};
@@ -82,30 +138,27 @@ Status GuestMemory::scan_pagemap(Fn&& fn) const {
 
 Result<uint64_t> GuestMemory::private_resident_pages() const {
   uint64_t count = 0;
-  VF_TRY(scan_pagemap([&](uint64_t, const uint64_t* e, uint64_t n) {
-    for (uint64_t i = 0; i < n; i++) count += is_private(e[i]);
-  }));
+  VF_TRY(for_each_private_page([&](uint64_t) { count++; }));
   return count;
 }
 
-Result<GuestMemory::CopyBack> GuestMemory::copy_back_changed(uint64_t* changed, uint64_t cap,
-                                                             CriticalFn is_critical, const void* ctx) {
+Result<GuestMemory::CopyBack> GuestMemory::copy_back_changed(uint64_t* listed, uint64_t cap,
+                                                             ClassifyFn classify, const void* ctx) {
   if (!file_) return plain_error("copy_back_changed: guest memory is not a file's private mapping");
-  uint64_t copied = 0, priv = 0;
-  bool critical = false;
-  VF_TRY(scan_pagemap([&](uint64_t first, const uint64_t* e, uint64_t n) {
-    for (uint64_t i = 0; i < n; i++) {
-      if (!is_private(e[i])) continue;
-      priv++;
-      const uint64_t at = (first + i) * kPage;
-      if (std::memcmp(base_ + at, file_ + at, kPage) == 0) continue;
-      if (!critical && is_critical) critical = is_critical(at, base_ + at, file_ + at, ctx);
-      std::memcpy(base_ + at, file_ + at, kPage);
-      if (copied < cap) changed[copied] = at;
-      copied++;
-    }
+  CopyBack out;
+  VF_TRY(for_each_private_page([&](uint64_t page) {
+    out.private_pages++;
+    const uint64_t at = page * kPage;
+    if (std::memcmp(base_ + at, file_ + at, kPage) == 0) return;
+    const PageChange what = classify(at, base_ + at, file_ + at, ctx);
+    std::memcpy(base_ + at, file_ + at, kPage);
+    out.changed++;
+    if (what == PageChange::kQuiet) return;
+    out.critical |= what == PageChange::kCritical;
+    if (out.listed < cap) listed[out.listed] = at;
+    out.listed++;
   }));
-  return CopyBack{copied, priv, critical};
+  return out;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept

@@ -33,30 +33,38 @@ class GuestMemory {
   /// the guest wrote since it was restored (copy-on-write copies; a reset that copies pages back
   /// keeps them, so a reused clone also counts what earlier jobs wrote); for an anonymous
   /// mapping, every page the guest touched. Host-measured, so the guest cannot shrink it: any page the
-  /// guest wrote is counted. Costs one pread of 2 bytes per KiB of guest memory.
+  /// guest wrote is counted. Costs one PAGEMAP_SCAN ioctl (Linux 6.7+), which skips unmapped
+  /// ranges in the kernel; older kernels: one pread of 2 bytes per KiB of guest memory.
   /// Errors: open or read of /proc/self/pagemap failed.
   Result<uint64_t> private_resident_pages() const;
 
-  /// Returns every page of a map_private() mapping whose bytes differ from the file's to the
-  /// file's bytes by copying them back in place, so the pages stay mapped: the next touch costs
-  /// no host page fault. Only private (copy-on-write copied) pages can differ; they are found in
-  /// /proc/self/pagemap (bit 63 present, bit 61 clear: an anonymous page;
-  /// Documentation/admin-guide/mm/pagemap.rst). Writes the GPA of each page copied to
-  /// `changed[0..cap)`. Returns how many pages differed (possibly more than `cap`: then only the
-  /// first `cap` GPAs are listed, and every differing page is still copied back) and how many
-  /// private pages the mapping holds (the copies stay private).
-  /// Errors: not a map_private() mapping, open or pread of pagemap.
-  /// `is_critical(gpa, now, file)` is asked about each differing page before it is copied
-  /// (`now` and `file`: its 4 KiB as the guest left them and as the file holds them); the
-  /// result says whether any answered true.
+  /// What a changed page means for the translations the host caches from the guest's page
+  /// tables (copy_back_changed asks the caller about each one before copying it back).
+  enum class PageChange {
+    kList,      // list it: it may be a page table whose translations the next job must not keep
+    kQuiet,     // copy it back unlisted: whatever it is, no cached translation depends on the change
+    kCritical,  // the caller cannot reset it in place (CopyBack::critical)
+  };
+  /// `now` and `file`: the page's 4 KiB as the guest left them and as the file holds them.
+  using ClassifyFn = PageChange (*)(uint64_t gpa, const uint8_t* now, const uint8_t* file, const void* ctx);
   struct CopyBack {
     uint64_t changed = 0;        // pages whose bytes differed, now the file's again
+    uint64_t listed = 0;         // of those, classified kList or kCritical (may exceed `cap`)
     uint64_t private_pages = 0;  // private pages after the copy (changed or not)
-    bool critical = false;       // is_critical answered true for some changed page
+    bool critical = false;       // some changed page was classified kCritical
   };
-  using CriticalFn = bool (*)(uint64_t gpa, const uint8_t* now, const uint8_t* file, const void* ctx);
-  Result<CopyBack> copy_back_changed(uint64_t* changed, uint64_t cap, CriticalFn is_critical,
-                                     const void* ctx);
+
+  /// Returns every page of a map_private() mapping whose bytes differ from the file's to the
+  /// file's bytes by copying them back in place, so the pages stay mapped: the next touch costs
+  /// no host page fault. Only private (copy-on-write copied) pages can differ; they are found
+  /// with /proc/self/pagemap's PAGEMAP_SCAN ioctl (present or swapped, not PAGE_IS_FILE), or on
+  /// older kernels its entries (bit 63 present, bit 61 clear: an anonymous page;
+  /// Documentation/admin-guide/mm/pagemap.rst). `classify(gpa, now, file, ctx)` is asked about
+  /// each differing page before it is copied; the GPAs of pages it does not call kQuiet go to
+  /// `listed[0..cap)` in ascending order (beyond `cap` they are counted, not written; every
+  /// differing page is still copied back). The copies stay private.
+  /// Errors: not a map_private() mapping, open, PAGEMAP_SCAN or pread of pagemap.
+  Result<CopyBack> copy_back_changed(uint64_t* listed, uint64_t cap, ClassifyFn classify, const void* ctx);
 
   GuestMemory(GuestMemory&& o) noexcept;
   GuestMemory& operator=(GuestMemory&& o) noexcept;
@@ -84,14 +92,20 @@ class GuestMemory {
  private:
   GuestMemory(uint8_t* base, uint64_t size, const uint8_t* file = nullptr)
       : base_(base), size_(size), file_(file) {}
-  // Calls fn(first_page_index, entries, n) for each batch of /proc/self/pagemap entries of this
-  // mapping. Errors: the pagemap could not be opened or read.
+  // Calls fn(page_index) for each private page of this mapping (is_private in the .cc), in
+  // ascending order, found with the PAGEMAP_SCAN ioctl or, on kernels before 6.7, by reading
+  // every /proc/self/pagemap entry. Errors: the pagemap could not be opened, read or scanned.
   template <typename Fn>
-  Status scan_pagemap(Fn&& fn) const;
+  Status for_each_private_page(Fn&& fn) const;
 
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   const uint8_t* file_ = nullptr;  // read-only MAP_SHARED view of the file behind a map_private()
 };
+
+/// The PAGEMAP_SCAN ioctl request (_IOWR('f', 16, struct pm_scan_arg), include/uapi/linux/fs.h):
+/// the job threads' seccomp filter (vmm/seccomp.h) allows it on them, since a job's end counts
+/// its clone's private pages with it.
+unsigned long pagemap_scan_ioctl();
 
 }  // namespace vmfork::vmm

@@ -87,6 +87,14 @@ class Vcpu {
   /// Loads `s` into this vCPU in the documented order. Errors: the first SET ioctl that failed,
   /// or an MSR KVM refused (named); the vCPU must then be discarded.
   Status restore(const VcpuState& s);
+  /// Puts `s` back into a vCPU that was restored from `s` earlier and has run since (a reset
+  /// clone), with the fewest ioctls: sregs, MSRs in one KVM_SET_MSRS, XSAVE (or FPU), XCRs,
+  /// debug registers, the MP state only when `s`'s is not RUNNABLE, and regs and events through
+  /// kvm_run's synced registers (KVM_CAP_SYNC_REGS), which the next KVM_RUN applies: until then
+  /// KVM_GET_REGS/VCPU_EVENTS still show the old values (Machine::save() runs KVM_RUN with
+  /// immediate_exit first, which applies them). Without KVM_CAP_SYNC_REGS, or with a LAPIC, it
+  /// is restore(s). Errors: as restore; the vCPU must then be discarded.
+  Status reset(const VcpuState& s);
 
  private:
   std::shared_ptr<const Kvm> kvm_;
@@ -95,6 +103,9 @@ class Vcpu {
   size_t run_size_;
   // MSRs this vCPU's KVM_SET_MSRS refused (vcpu_state.cc restore_msrs): checked, not offered.
   std::vector<uint32_t> msr_refused_;
+  // The state whose refused MSRs were last checked to hold its values: reset() skips the check.
+  const VcpuState* refused_checked_for_ = nullptr;
+  int sync_fields_ = -1;  // KVM_CAP_SYNC_REGS (a KVM_SYNC_X86_* mask), -1 until reset() asks
 };
 
 /// VM-wide state outside any vCPU and outside guest memory (Vm::save / Vm::restore).

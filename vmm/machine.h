@@ -80,9 +80,10 @@ class Machine {
   Status restore(const State& s);
   /// Returns a used machine to `s` in place: completes any pending I/O exit, returns guest memory
   /// to the template's bytes, loads `s` as restore() does and clears the serial log. Memory: the
-  /// pages the job changed are copied back in place (GuestMemory::copy_back_changed) and listed
-  /// for the guest (abi BootInfo.reset_pages), so they stay mapped; beyond abi::kResetListCap
-  /// changed pages (or for anonymous memory) every private page is dropped instead
+  /// pages the job changed are copied back in place (GuestMemory::copy_back_changed), so they
+  /// stay mapped, and those that differed in more than page-table accessed/dirty bits are listed
+  /// for the guest (abi BootInfo.reset_pages); beyond abi::kResetListCap listed pages (or for
+  /// anonymous memory, or a job that changed the kernel's translations) every private page is dropped instead
   /// (GuestMemory::discard_private) and the memslot is re-registered, which drops every shadow
   /// translation. `guest_reads_reset_list`: the guest kernel honours BootInfo.reset_pages (guest
   /// ABI 1.5 and later); when false, memory is always dropped and the memslot re-registered.

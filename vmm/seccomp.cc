@@ -17,8 +17,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 
+#include "vmm/guest_memory.h"
 #include "vmm/kvm_uapi.h"
 
 namespace vmfork::vmm {
@@ -59,7 +61,9 @@ constexpr int kAllowed[] = {
 };
 
 // The vCPU ioctls of the run loop (vmm/machine.cc): KVM_RUN, and the registers for preemption
-// ticks and fault reports when KVM_CAP_SYNC_REGS does not carry them. Resets, saves and
+// ticks and fault reports when KVM_CAP_SYNC_REGS does not carry them. Also PAGEMAP_SCAN on
+// /proc/self/pagemap (vmm::pagemap_scan_ioctl), which counts a clone's private pages at a
+// job's end: it only reads this process's page tables (no flags are ever passed). Resets, saves and
 // restores happen on the pool's refill thread, not here. Nothing that creates a VM, vCPU or
 // memslot, maps memory into the guest, or changes CPUID or MSRs.
 constexpr unsigned long kKvmIoctls[] = {KVM_RUN, KVM_GET_REGS, KVM_SET_REGS};
@@ -213,7 +217,10 @@ Status confine_job_thread() {
   if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pipe2), 0)) < 0)
     return libseccomp_error("seccomp_rule_add pipe2", rc);
 #endif
-  for (unsigned long req : kKvmIoctls)
+  unsigned long ioctls[std::size(kKvmIoctls) + 1];
+  std::copy(std::begin(kKvmIoctls), std::end(kKvmIoctls), ioctls);
+  ioctls[std::size(kKvmIoctls)] = pagemap_scan_ioctl();
+  for (unsigned long req : ioctls)
     if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req))) < 0)
       return libseccomp_error("seccomp_rule_add ioctl", rc);
   // glibc 2.33+ implements fstat(fd) as newfstatat(fd, "", AT_EMPTY_PATH): allow only that form.

@@ -68,7 +68,10 @@ Result<std::vector<MsrValue>> read_msrs(int fd, const std::vector<uint32_t>& wan
 // would not match the template. `refused` lists the MSRs this vCPU refused before: they are
 // not offered again (each refusal costs one more KVM_SET_MSRS call for the entries after it)
 // but checked, all together, with one KVM_GET_MSRS; new refusals are added to it.
-Status restore_msrs(int fd, const std::vector<MsrValue>& msrs, std::vector<uint32_t>* refused) {
+// `check_refused` false skips that KVM_GET_MSRS: Vcpu::reset passes it once the refused MSRs
+// were found to hold the state's values, since the guest's own WRMSR of them is refused too.
+Status restore_msrs(int fd, const std::vector<MsrValue>& msrs, std::vector<uint32_t>* refused,
+                    bool check_refused = true) {
   auto known = [&](uint32_t i) { return std::find(refused->begin(), refused->end(), i) != refused->end(); };
   std::vector<MsrValue> offer, check;
   offer.reserve(msrs.size());
@@ -85,7 +88,7 @@ Status restore_msrs(int fd, const std::vector<MsrValue>& msrs, std::vector<uint3
     refused->push_back(offer[next].index);
     next++;
   }
-  if (check.empty()) return {};
+  if (check.empty() || !check_refused) return {};
   std::vector<uint32_t> indices;
   for (const auto& m : check) indices.push_back(m.index);
   VF_ASSIGN(auto current, read_msrs(fd, indices));
@@ -99,6 +102,38 @@ Status restore_msrs(int fd, const std::vector<MsrValue>& msrs, std::vector<uint3
       return plain_error(what);
     }
   }
+  return {};
+}
+
+// The MSRs of `s` in the order Vcpu::restore writes them: `early` before the LAPIC, `late`
+// after it (IA32_TSC_DEADLINE is ignored unless the LAPIC timer is already in TSC-deadline
+// mode). A snapshot taken before msrs_saved_explicitly() were saved lacks them: they get their
+// power-on value, 0 for every one but the PAT (Intel SDM vol. 3A, 13.12.4 "Programming the
+// PAT": 0x0007040600070406), which is what the template's vCPU held, since the guest kernel
+// writes neither.
+void split_msrs(const VcpuState& s, std::vector<MsrValue>* early, std::vector<MsrValue>* late) {
+  early->reserve(s.msrs.size() + msrs_saved_explicitly().size());
+  for (const auto& m : s.msrs) (m.index == kMsrTscDeadline && s.lapic ? *late : *early).push_back(m);
+  for (uint32_t i : msrs_saved_explicitly()) {
+    bool have = false;
+    for (const auto& m : s.msrs) have |= m.index == i;
+    if (!have) early->push_back({i, i == 0x277 ? 0x0007040600070406ull : 0});
+  }
+}
+
+// The FPU and extended state: KVM_SET_XSAVE when saved (its legacy region holds everything
+// KVM_SET_FPU would set: x87, SSE registers and MXCSR; Intel SDM vol. 1, 13.4.1), else
+// KVM_SET_FPU; then the XCRs.
+Status restore_fpu(int fd, const VcpuState& s, size_t xsave_bytes) {
+  if (s.xsave.empty()) {
+    VF_TRY(kvm_ioctl(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
+  } else {
+    if (s.xsave.size() != xsave_bytes)
+      return plain_error("KVM_SET_XSAVE: saved area is " + std::to_string(s.xsave.size()) +
+                         " bytes, this host's is " + std::to_string(xsave_bytes));
+    VF_TRY(kvm_ioctl(fd, KVM_SET_XSAVE, s.xsave.data(), "KVM_SET_XSAVE"));
+  }
+  if (s.xcrs) VF_TRY(kvm_ioctl(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
   return {};
 }
 
@@ -195,34 +230,48 @@ Result<VcpuState> Vcpu::save(bool with_lapic) const {
 Status Vcpu::restore(const VcpuState& s) {
   const int fd = this->fd();
   VF_TRY(set_sregs(s.sregs));
-  // IA32_TSC_DEADLINE is ignored unless the LAPIC timer is already in TSC-deadline mode, so with
-  // a LAPIC it goes after KVM_SET_LAPIC; every other MSR here, in one KVM_SET_MSRS.
   std::vector<MsrValue> early, late;
-  early.reserve(s.msrs.size() + msrs_saved_explicitly().size());
-  for (const auto& m : s.msrs) (m.index == kMsrTscDeadline && s.lapic ? late : early).push_back(m);
-  // A snapshot taken before these MSRs were saved lacks them: they get their power-on value,
-  // 0 for every one but the PAT (Intel SDM vol. 3A, 13.12.4 "Programming the PAT": 0x0007040600070406),
-  // which is what the template's vCPU held, since the guest kernel writes neither.
-  for (uint32_t i : msrs_saved_explicitly()) {
-    bool have = false;
-    for (const auto& m : s.msrs) have |= m.index == i;
-    if (!have) early.push_back({i, i == 0x277 ? 0x0007040600070406ull : 0});
-  }
+  split_msrs(s, &early, &late);
   VF_TRY(restore_msrs(fd, early, &msr_refused_));
   VF_TRY(set_regs(s.regs));
-  VF_TRY(kvm_ioctl(fd, KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
-  if (!s.xsave.empty()) {
-    if (s.xsave.size() != kvm_->xsave_bytes())
-      return plain_error("KVM_SET_XSAVE: saved area is " + std::to_string(s.xsave.size()) +
-                         " bytes, this host's is " + std::to_string(kvm_->xsave_bytes()));
-    VF_TRY(kvm_ioctl(fd, KVM_SET_XSAVE, s.xsave.data(), "KVM_SET_XSAVE"));
-  }
-  if (s.xcrs) VF_TRY(kvm_ioctl(fd, KVM_SET_XCRS, &*s.xcrs, "KVM_SET_XCRS"));
+  VF_TRY(restore_fpu(fd, s, kvm_->xsave_bytes()));
   if (s.lapic) VF_TRY(kvm_ioctl(fd, KVM_SET_LAPIC, &*s.lapic, "KVM_SET_LAPIC"));
   VF_TRY(restore_msrs(fd, late, &msr_refused_));
   VF_TRY(kvm_ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
   VF_TRY(kvm_ioctl(fd, KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
   VF_TRY(kvm_ioctl(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
+  refused_checked_for_ = &s;
+  return {};
+}
+
+Status Vcpu::reset(const VcpuState& s) {
+  constexpr uint32_t kSync = KVM_SYNC_X86_REGS | KVM_SYNC_X86_EVENTS;
+  if (sync_fields_ < 0) sync_fields_ = kvm_->check_extension(KVM_CAP_SYNC_REGS);
+  // With a LAPIC the documented order matters (TSC deadline after the LAPIC): the full restore.
+  if ((uint32_t(sync_fields_) & kSync) != kSync || s.lapic) return restore(s);
+  const int fd = this->fd();
+  // The sregs by ioctl and before the MSRs, as in restore(): PVM's native mode (the control
+  // MSR kMsrPvmControl) does not survive a later write of CR0/CR4/EFER. Measured: with the
+  // sregs synced at the next KVM_RUN instead, the guest kernel ran emulated after the reset,
+  // ~600 instructions at ~1 us each per job.
+  VF_TRY(set_sregs(s.sregs));
+  std::vector<MsrValue> early, late;
+  split_msrs(s, &early, &late);
+  if (!restore_msrs(fd, early, &msr_refused_, refused_checked_for_ != &s).ok()) return restore(s);
+  refused_checked_for_ = &s;
+  VF_TRY(restore_fpu(fd, s, kvm_->xsave_bytes()));
+  VF_TRY(kvm_ioctl(fd, KVM_SET_DEBUGREGS, &s.debugregs, "KVM_SET_DEBUGREGS"));
+  // Without an in-kernel LAPIC a vCPU's MP state stays RUNNABLE: HLT exits to user space
+  // instead of halting in KVM (arch/x86/kvm/x86.c, __kvm_emulate_halt), and INIT/SIPI need a
+  // LAPIC. Only a state that is not RUNNABLE has to be written.
+  if (s.mp_state.mp_state != KVM_MP_STATE_RUNNABLE)
+    VF_TRY(kvm_ioctl(fd, KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
+  // Registers and events ride in kvm_run (KVM_CAP_SYNC_REGS, Documentation/virt/kvm/api.rst
+  // "kvm_valid_regs / kvm_dirty_regs"): KVM applies them on the next KVM_RUN, before the guest
+  // runs, as KVM_SET_REGS and KVM_SET_VCPU_EVENTS would; two ioctls fewer.
+  run_->s.regs.regs = s.regs;
+  run_->s.regs.events = s.events;
+  run_->kvm_dirty_regs |= kSync;
   return {};
 }
 
