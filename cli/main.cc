@@ -168,6 +168,7 @@ static int vmfork_main(int argc, char** argv) {
   spec.timeout = *t;
   spec.verbose = verbose;
   spec.seccomp = !no_seccomp;
+  spec.measure_memory = json;  // host.memory_bytes is only printed with --json
   spec.max_procs = max_procs;
   if (!rootfs_name.empty() && !rootfs_image.empty()) return fail("give --rootfs or --rootfs-image, not both");
   if (!rootfs_name.empty()) {

@@ -63,7 +63,7 @@ Result<RunResult> run_cold(const RunSpec& spec) {
 
   // The host timed the whole guest run (kernel boot, ELF load, job); the guest's TSC stamps,
   // bounded by that figure (measure_run), split it into boot, load and run.
-  measure_run(stop, ch, boot->tsc_khz, boot->clock_tsc, mem, &result);
+  measure_run(stop, ch, boot->tsc_khz, boot->clock_tsc, spec.measure_memory ? &mem : nullptr, &result);
   result.timings.run_us = result.guest.run_us;
   result.timings.load_us = load_host_us + result.guest.load_us;
   double rest = wall_us - result.guest.load_us - result.guest.run_us;

@@ -158,6 +158,7 @@ Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const v
   VF_ASSIGN(auto kvm, shared_kvm());
   VF_ASSIGN(vmm::GuestMemory mem, vmm::GuestMemory::create_anonymous(mem_bytes));
   VF_ASSIGN(b.machine, vmm::Machine::create(kvm, std::move(mem), irqchip));
+  vmm::release_probe_vm();  // only now: this VM keeps the host's VM count above zero
   uint64_t rootfs_bytes = rootfs ? rootfs->bytes() : 0;
   if (rootfs) VF_TRY(b.machine->attach_rootfs(std::move(rootfs)));
   b.create_us = us_since(t_create);
@@ -237,12 +238,14 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
 }
 
 void measure_run(const vmm::StopInfo& stop, const abi::Channel& ch, uint64_t tsc_khz, uint64_t tsc_floor,
-                 const vmm::GuestMemory& mem, RunResult* r) {
+                 const vmm::GuestMemory* mem, RunResult* r) {
   r->host.wall_us = double(stop.wall_ns) / 1000.0;
   r->host.vcpu_cpu_us = double(stop.cpu_ns) / 1000.0;
   r->host.vm_exits = stop.exits;
-  auto pages = mem.private_resident_pages();
-  r->host.memory_bytes = pages.ok() ? *pages * 4096 : 0;
+  if (mem) {
+    auto pages = mem->private_resident_pages();
+    r->host.memory_bytes = pages.ok() ? *pages * 4096 : 0;
+  }
   // Guest TSC stamps: only a pair written after this job's clock was set (tsc_floor) and in
   // order counts, and no phase is longer than the host saw the vCPU run.
   const double wall = r->host.wall_us;

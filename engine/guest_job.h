@@ -137,9 +137,10 @@ void collect_counters(const vmm::ChannelDevice& channel, vmm::Machine& machine, 
 /// Fills r->host from `stop` (the VMM's own clocks) and the pagemap of `mem`, and r->guest's
 /// times from the channel's TSC stamps: a pair counts only if both are at or after `tsc_floor`
 /// (the TSC when this job's clock was set) and in order, and each phase and their sum are
-/// clamped to the host's wall time. A failed pagemap read leaves host.memory_bytes 0.
+/// clamped to the host's wall time. A failed pagemap read, or `mem` null (the caller does not
+/// report it), leaves host.memory_bytes 0.
 void measure_run(const vmm::StopInfo& stop, const abi::Channel& ch, uint64_t tsc_khz, uint64_t tsc_floor,
-                 const vmm::GuestMemory& mem, RunResult* r);
+                 const vmm::GuestMemory* mem, RunResult* r);
 
 /// Output a job produced, when the caller gave no sinks.
 struct CapturedOutput {

@@ -30,6 +30,7 @@ Result<Clone> restore_clone_over(std::shared_ptr<const TemplateImage> image, vmm
   VF_ASSIGN(c.machine, vmm::Machine::create(kvm, std::move(mem), image->meta().irqchip));
   if (image->rootfs()) VF_TRY(c.machine->attach_rootfs(image->rootfs()));
   VF_ASSIGN(auto probe, vmm::probe_accel(*kvm));
+  vmm::release_probe_vm();  // only now: this clone's VM keeps the host's VM count above zero
   c.tsc_khz = guest_tsc_khz(c.machine->vcpu(), probe);
   c.timings.vm_us = us_since(t_vm);
   const auto t_state = Clock::now();
@@ -137,7 +138,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
   }
   result.timings.run_us = us_since(t_run);
   classify_stop(stop, channel.page(), &result);
-  if (run) measure_run(stop, channel.page(), clone.tsc_khz, tsc_floor, mem, &result);
+  if (run) measure_run(stop, channel.page(), clone.tsc_khz, tsc_floor, job.measure_memory ? &mem : nullptr, &result);
   result.stdout_data = std::move(captured.out);
   result.stderr_data = std::move(captured.err);
   result.collected = std::move(files.decoder.files());
@@ -161,6 +162,7 @@ Result<RunResult> run_in_clone(const std::filesystem::path& store_dir, std::stri
   job.max_output = spec.max_output;
   job.files = spec.files;
   job.seccomp = spec.seccomp;
+  job.measure_memory = spec.measure_memory;
   return run_clone(std::move(clone), job);
 }
 

@@ -82,6 +82,7 @@ struct CloneJob {
   JobFiles files;                      // kernel-ready and runtime templates: placed before the job
   bool seccomp = false;                // confine the calling thread before the guest runs
                                        // (vmm::confine_job_thread; it stays confined)
+  bool measure_memory = true;          // fill host.memory_bytes (see RunSpec::measure_memory)
   const FixedStart* fixed_start = nullptr;  // non-null: this entropy and clock instead of fresh ones
 };
 

@@ -1,9 +1,12 @@
-// The Prometheus scrape endpoint of `vmfork worker --metrics-listen ADDR`: an HTTP/1.1 server
-// (cpp-httplib, Debian's libcpp-httplib-dev) answering GET /metrics (and GET /) with the text
-// exposition format 0.0.4, anything else 404. Two handler threads, 5 s read and write timeouts
-// and a 8 KiB request limit, so a slow or hostile scraper holds nothing for long.
-// Thread-safety: start() and the destructor from one thread; `render` runs on handler threads
-// and must be thread-safe.
+// The Prometheus scrape endpoint of `vmfork worker --metrics-listen ADDR`: a minimal HTTP/1.1
+// server answering GET (or HEAD) /metrics and / with the text exposition format 0.0.4, anything
+// else 404 (405 for other methods); one request per connection (`Connection: close`). Two
+// accepting threads, a 5 s deadline per connection and an 8 KiB request limit, so a slow or
+// hostile scraper holds nothing for long. Own code rather than cpp-httplib: Debian ships that
+// only as a shared library (pulling libstdc++, OpenSSL and brotli into every `vmfork` process's
+// dynamic linking, see docs/performance.md "One-shot clones from a fresh process").
+// Thread-safety: start() and the destructor from one thread; `render` runs on the accepting
+// threads (possibly both at once) and must be thread-safe.
 #pragma once
 
 #include <functional>
@@ -11,22 +14,22 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
+#include "common/fd.h"
 #include "common/status.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace vmfork::pool {
 
 class MetricsHttp {
  public:
-  /// Listens on `addr`: "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces); port 0 picks a
-  /// free one (see port()). Errors: a malformed address, bind/listen failed.
+  /// Listens on `addr`: "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces); HOST is a name or
+  /// a numeric address (getaddrinfo(3)); port 0 picks a free one (see port()). Errors: a
+  /// malformed address, getaddrinfo, socket/bind/listen failed.
   static Result<std::unique_ptr<MetricsHttp>> start(std::string_view addr, std::function<std::string()> render);
 
-  /// Stops listening and joins the server thread.
+  /// Stops listening and joins the accepting threads (each finishes at most the one connection
+  /// it serves, bounded by its 5 s deadline).
   ~MetricsHttp();
   MetricsHttp(const MetricsHttp&) = delete;
   MetricsHttp& operator=(const MetricsHttp&) = delete;
@@ -35,9 +38,13 @@ class MetricsHttp {
 
  private:
   MetricsHttp() = default;
+  void accept_loop();
+  void serve(int fd);
 
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::function<std::string()> render_;
+  Fd listen_;
+  Fd stop_;  // an eventfd, written once by the destructor
+  std::vector<std::thread> threads_;
   int port_ = 0;
 };
 

@@ -1,12 +1,29 @@
 // Accelerator probe (see accel.h).
 #include "vmm/accel.h"
 
+#include <memory>
 #include <mutex>
 
 #include "vmm/boot.h"
 #include "vmm/guest_memory.h"
 
 namespace vmfork::vmm {
+
+namespace {
+
+// The probe's scratch VM, kept until release_probe_vm(): KVM switches static keys (patching
+// kernel text and IPI-ing every CPU) whenever the host's VM count goes 1 -> 0 and 0 -> 1, so
+// destroying the scratch VM before the caller's first real VM exists made a one-shot
+// `vmfork run` pay both switches once more (~6% of its CPU, docs/performance.md).
+struct Parked {
+  GuestMemory mem;  // declared first: destroyed after the VM whose memslot it backs
+  std::unique_ptr<Vm> vm;
+  std::unique_ptr<Vcpu> vcpu;
+};
+std::mutex g_parked_mu;
+std::unique_ptr<Parked> g_parked;
+
+}  // namespace
 
 static Result<AccelProbe> probe_uncached(const Kvm& kvm_ref) {
   // A scratch VM needs a shared_ptr<Kvm>; wrap the caller's without owning it.
@@ -16,6 +33,10 @@ static Result<AccelProbe> probe_uncached(const Kvm& kvm_ref) {
   VF_ASSIGN(GuestMemory mem, GuestMemory::create_anonymous(2u << 20));
   VF_TRY(vm->set_memslot(0, 0, mem.host(), mem.size()));
   VF_ASSIGN(auto vcpu, vm->create_vcpu(0));
+  auto park = [&] {
+    std::lock_guard<std::mutex> lock(g_parked_mu);
+    g_parked.reset(new Parked{std::move(mem), std::move(vm), std::move(vcpu)});
+  };
   AccelProbe p;
   auto sig = vcpu->get_msr(kMsrPvmSignature);
   p.pvm = sig.ok() && *sig == kPvmSignature;
@@ -29,7 +50,20 @@ static Result<AccelProbe> probe_uncached(const Kvm& kvm_ref) {
       p.pvm_native = ctl.ok() && (*ctl & 1);
     }
   }
+  park();
   return p;
+}
+
+void release_probe_vm() {
+  std::unique_ptr<Parked> parked;
+  {
+    std::lock_guard<std::mutex> lock(g_parked_mu);
+    parked = std::move(g_parked);
+  }
+  if (parked) {
+    parked->vcpu.reset();  // vCPU before its VM, the VM before its memory
+    parked->vm.reset();
+  }
 }
 
 Result<AccelProbe> probe_accel(const Kvm& kvm) {

@@ -30,9 +30,15 @@ struct AccelProbe {
   uint64_t pvm_tsc_khz = 0; // MSR 0x4b564d13 when pvm
 };
 
-/// Probes /dev/kvm once per process and caches the answer. Errors: opening /dev/kvm or
-/// creating the scratch VM/vCPU failed.
+/// Probes /dev/kvm once per process and caches the answer. The scratch VM (2 MiB memslot, one
+/// vCPU) stays alive until release_probe_vm(). Errors: creating the scratch VM/vCPU failed.
 Result<AccelProbe> probe_accel(const Kvm& kvm);
+
+/// Destroys the probe's scratch VM. Call it once a VM of the caller's own exists (the engine
+/// does, after creating a machine), so the host's VM count never drops to zero in between:
+/// KVM patches kernel text on each 0 <-> 1 transition. Idempotent; thread-safe; the probe's
+/// cached answer stays.
+void release_probe_vm();
 
 /// Picks the accelerator for `req`: auto takes hardware, else native, else emulated. Errors
 /// name what the host lacks ("--accel native needs a PVM host with native mode").

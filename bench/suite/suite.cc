@@ -44,6 +44,8 @@ nlohmann::json machine() {
   auto kvm = engine::shared_kvm();
   if (kvm.ok()) {
     auto probe = vmm::probe_accel(**kvm);
+    // The peers measure VM creation from a host with no VM of ours: drop the probe's now.
+    vmm::release_probe_vm();
     if (probe.ok()) {
       auto pick = vmm::choose_accel(vmm::AccelRequest::kAuto, *probe);
       if (pick.ok()) m["accel"] = vmm::accel_name(*pick);
