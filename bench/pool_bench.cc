@@ -4,6 +4,8 @@
 //                          (map, VM + vCPU, state) and of restore + first guest exit (the clone
 //                          resumes and runs until its first doorbell, so its first instruction
 //                          has run).
+//   RestoreTeardown/<template>  one restore and one teardown (the Machine destroyed), each as
+//                          wall and thread CPU time, p50/p99: what a refill thread spends.
 //   PoolAcquire/<mode>     WarmPool: p50/p99 of taking a ready clone for a job.
 //   Reset                  reset_clone after a busybox echo job: p50/p99.
 //   IdleCloneMemory        private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup)
@@ -25,6 +27,7 @@
 // Figures are counters; docs/performance.md records a run. Needs /dev/kvm.
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <x86intrin.h>
 
 #include <algorithm>
@@ -137,6 +140,40 @@ void Restore(benchmark::State& state, const std::string& name) {
 }
 BENCHMARK_CAPTURE(Restore, base, std::string("base"))->Iterations(200)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(Restore, cat, std::string("cat"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+// Wall and thread CPU time of one restore and one teardown, each as a refill thread does them:
+// time a refill thread spends off the CPU (sleeping in the kernel) is time another refill thread
+// can use, so wall/cpu says whether more refill threads than CPUs can help.
+double thread_cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
+
+void RestoreTeardown(benchmark::State& state, const std::string& name) {
+  auto img = image(name);
+  if (!img) return state.SkipWithError("template setup failed");
+  std::vector<double> restore_wall, restore_cpu, teardown_wall, teardown_cpu;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    double c0 = thread_cpu_us();
+    auto c = engine::restore_clone(img);
+    if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+    restore_wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    restore_cpu.push_back(thread_cpu_us() - c0);
+    t0 = Clock::now();
+    c0 = thread_cpu_us();
+    c->machine.reset();
+    teardown_wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    teardown_cpu.push_back(thread_cpu_us() - c0);
+  }
+  report(state, "restore_wall", restore_wall);
+  report(state, "restore_cpu", restore_cpu);
+  report(state, "teardown_wall", teardown_wall);
+  report(state, "teardown_cpu", teardown_cpu);
+}
+BENCHMARK_CAPTURE(RestoreTeardown, base, std::string("base"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(RestoreTeardown, cat, std::string("cat"))->Iterations(200)->Unit(benchmark::kMicrosecond);
 
 void PoolAcquire(benchmark::State& state) {
   auto img = image("base");

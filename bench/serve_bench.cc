@@ -278,7 +278,7 @@ void ServeThroughput(benchmark::State& state) {
 }
 BENCHMARK(ServeThroughput)
     ->ArgNames({"job", "mode", "workers", "refill"})
-    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 0, 4}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
