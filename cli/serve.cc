@@ -148,8 +148,8 @@ int run_serve_cli(const ServeCli& c) {
   if (!server.ok()) return fail(server.error().message());
   std::string names;
   for (auto& t : c.templates) names += (names.empty() ? "" : ", ") + t;
-  spdlog::info("serving {} on {} (pool {} {}, {} workers, queue {})", names, c.socket, c.pool, c.mode, c.workers,
-               c.queue);
+  spdlog::info("serving {} on {} (pool {} {}, {} refill threads, {} workers, queue {})", names, c.socket, c.pool,
+               c.mode, c.refill_threads ? c.refill_threads : pool::default_refill_threads(), c.workers, c.queue);
   // Set up (store open, pools filled, socket bound, threads started) and no job run yet, so
   // no job thread has its own filter: the process filter goes on every thread (TSYNC).
   if (!c.no_seccomp) {
