@@ -61,8 +61,8 @@ void WarmPool::refill_loop() {
   //      depth used clones already wait for teardown: then tear one down first, so used
   //      clones (each a VM and its private pages) never pile up behind the restores;
   //   3. kFresh: destroy a used clone.
-  // Teardown (ms on PVM) thus runs only on a thread with no restore to do, and never makes a
-  // job wait while another thread is free.
+  // Teardown (~0.4 ms of CPU on PVM here, pool_bench RestoreTeardown) thus runs only on a
+  // thread with no restore to do, and never makes a job wait while another thread is free.
   std::unique_lock lock(mu_);
   for (;;) {
     changed_.wait(lock, [&] { return stopping_ || !used_.empty() || owned() < opts_.depth; });
