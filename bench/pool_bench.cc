@@ -4,10 +4,16 @@
 //                          (map, VM + vCPU, state) and of restore + first guest exit (the clone
 //                          resumes and runs until its first doorbell, so its first instruction
 //                          has run).
+//   RestoreTeardown/<template>  one restore and one teardown (the Machine destroyed), each as
+//                          wall and thread CPU time, p50/p99: what a refill thread spends.
 //   PoolAcquire/<mode>     WarmPool: p50/p99 of taking a ready clone for a job.
 //   Reset                  reset_clone after a busybox echo job: p50/p99.
 //   IdleCloneMemory        private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup)
-//                          added per idle restored clone and per clone after a job, in KiB.
+//                          added per idle restored clone and per clone after a job, in KiB; and
+//                          the guest memory alone (pagemap): private pages per clone idle, after
+//                          a job and after a reset, beside the pages whose bytes differ from
+//                          the template's (a private page that does not differ was written
+//                          without a change).
 //   JobPath                one trivial job's path through a reset-mode clone of "cat", piece by
 //                          piece (issue 11, docs/performance.md "Where a job's time goes"): the
 //                          request parsed, stdin written (run_job_in's load), KVM_RUN entered to
@@ -20,10 +26,13 @@
 // MiB each, in a temporary store under $VMFORK_BENCH_DIR (default /var/tmp/vmfork-bench).
 // Figures are counters; docs/performance.md records a run. Needs /dev/kvm.
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <x86intrin.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/suite/private_memory.h"
 #include "engine/guest_job.h"
 #include "engine/restore.h"
 #include "engine/template.h"
@@ -39,6 +49,7 @@
 #include "pool/warm_pool.h"
 
 using namespace vmfork;
+using vmfork::bench::private_kib;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -130,6 +141,40 @@ void Restore(benchmark::State& state, const std::string& name) {
 BENCHMARK_CAPTURE(Restore, base, std::string("base"))->Iterations(200)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(Restore, cat, std::string("cat"))->Iterations(200)->Unit(benchmark::kMicrosecond);
 
+// Wall and thread CPU time of one restore and one teardown, each as a refill thread does them:
+// time a refill thread spends off the CPU (sleeping in the kernel) is time another refill thread
+// can use, so wall/cpu says whether more refill threads than CPUs can help.
+double thread_cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
+
+void RestoreTeardown(benchmark::State& state, const std::string& name) {
+  auto img = image(name);
+  if (!img) return state.SkipWithError("template setup failed");
+  std::vector<double> restore_wall, restore_cpu, teardown_wall, teardown_cpu;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    double c0 = thread_cpu_us();
+    auto c = engine::restore_clone(img);
+    if (!c.ok()) return state.SkipWithError(c.error().message().c_str());
+    restore_wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    restore_cpu.push_back(thread_cpu_us() - c0);
+    t0 = Clock::now();
+    c0 = thread_cpu_us();
+    c->machine.reset();
+    teardown_wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    teardown_cpu.push_back(thread_cpu_us() - c0);
+  }
+  report(state, "restore_wall", restore_wall);
+  report(state, "restore_cpu", restore_cpu);
+  report(state, "teardown_wall", teardown_wall);
+  report(state, "teardown_cpu", teardown_cpu);
+}
+BENCHMARK_CAPTURE(RestoreTeardown, base, std::string("base"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(RestoreTeardown, cat, std::string("cat"))->Iterations(200)->Unit(benchmark::kMicrosecond);
+
 void PoolAcquire(benchmark::State& state) {
   auto img = image("base");
   if (!img) return state.SkipWithError("template setup failed");
@@ -169,18 +214,24 @@ void Reset(benchmark::State& state) {
 }
 BENCHMARK(Reset)->Iterations(200)->Unit(benchmark::kMicrosecond);
 
-// Private_Clean + Private_Dirty of this process, in KiB.
-double private_kib() {
-  std::ifstream f("/proc/self/smaps_rollup");
-  std::string key;
-  double v, total = 0;
-  while (f >> key) {
-    if (key == "Private_Clean:" || key == "Private_Dirty:") {
-      f >> v;
-      total += v;
-    }
-  }
-  return total;
+// Pages of `c`'s guest memory that are private (pagemap) and, of those, how many differ from the
+// template's bytes: a private page with the template's bytes was written without a change.
+struct PrivatePages {
+  double priv = 0, changed = 0;
+};
+PrivatePages private_pages(engine::Clone& c) {
+  PrivatePages r;
+  auto& mem = c.machine->memory();
+  auto n = mem.private_resident_pages();
+  r.priv = n.ok() ? double(*n) : -1;
+  void* file = mmap(nullptr, mem.size(), PROT_READ, MAP_PRIVATE, c.image->memory_fd(), 0);
+  if (file == MAP_FAILED) return r;
+  // Only pages that differ can be private ones, so comparing every page finds them all.
+  const uint8_t* f = static_cast<const uint8_t*>(file);
+  for (uint64_t at = 0; at < mem.size(); at += 4096)
+    if (std::memcmp(mem.host() + at, f + at, 4096) != 0) r.changed++;
+  munmap(file, mem.size());
+  return r;
 }
 
 void IdleCloneMemory(benchmark::State& state) {
@@ -196,6 +247,12 @@ void IdleCloneMemory(benchmark::State& state) {
       clones.push_back(std::move(c).value());
     }
     double idle = private_kib();
+    PrivatePages idle_pages, job_pages, reset_pages;
+    for (auto& c : clones) {
+      auto p = private_pages(c);
+      idle_pages.priv += p.priv / n;
+      idle_pages.changed += p.changed / n;
+    }
     for (auto& c : clones) {
       vmm::StringInput in("");
       engine::CloneJob job = echo_job(&in);
@@ -204,8 +261,27 @@ void IdleCloneMemory(benchmark::State& state) {
       if (!engine::run_job_in(c, job).ok()) return state.SkipWithError("job failed");
     }
     double after = private_kib();
+    for (auto& c : clones) {
+      auto p = private_pages(c);
+      job_pages.priv += p.priv / n;
+      job_pages.changed += p.changed / n;
+    }
+    for (auto& c : clones) {
+      if (!engine::reset_clone(c).ok()) return state.SkipWithError("reset failed");
+      auto p = private_pages(c);
+      reset_pages.priv += p.priv / n;
+      reset_pages.changed += p.changed / n;
+    }
     state.counters["idle_private_KiB_per_clone"] = (idle - before) / n;
     state.counters["after_job_private_KiB_per_clone"] = (after - before) / n;
+    // Guest memory alone (pagemap), per clone: private pages and those that differ from the
+    // template (after a reset that copies back, the copies stay private with the template's bytes).
+    state.counters["idle_guest_private_pages"] = idle_pages.priv;
+    state.counters["idle_guest_changed_pages"] = idle_pages.changed;
+    state.counters["after_job_guest_private_pages"] = job_pages.priv;
+    state.counters["after_job_guest_changed_pages"] = job_pages.changed;
+    state.counters["after_reset_guest_private_pages"] = reset_pages.priv;
+    state.counters["after_reset_guest_changed_pages"] = reset_pages.changed;
   }
 }
 BENCHMARK(IdleCloneMemory)->ArgName("stdin_wait")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);

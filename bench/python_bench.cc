@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/suite/private_memory.h"
 #include "engine/cold_run.h"
 #include "engine/restore.h"
 #include "engine/template.h"
@@ -32,6 +33,7 @@
 #include "rootfs/store.h"
 
 using namespace vmfork;
+using vmfork::bench::private_kib;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -125,20 +127,6 @@ Dist warm_runs(int n, snapshot::PageStore& store, pool::Mode mode, const std::fi
   (*server)->stop();
   loop.join();
   return d;
-}
-
-// Private_Clean + Private_Dirty of this process, in KiB.
-double private_kib() {
-  std::ifstream f("/proc/self/smaps_rollup");
-  std::string key;
-  double kib, sum = 0;
-  while (f >> key) {
-    if (key == "Private_Clean:" || key == "Private_Dirty:") {
-      f >> kib;
-      sum += kib;
-    }
-  }
-  return sum;
 }
 
 }  // namespace

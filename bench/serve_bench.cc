@@ -2,9 +2,12 @@
 // its Unix socket, on real clones:
 //   ServeLatency/<job>/<mode>          one client, jobs one after another: request written ->
 //                                      response read, p50/p99/mean over kLatencyJobs jobs.
-//   ServeThroughput/<job>/<mode>/<W>   W workers kept busy by kClients concurrent clients:
-//                                      sustained jobs/s over kThroughputJobs jobs, and the
-//                                      latency each client saw.
+//   ServeThroughput/<job>/<mode>/<W>/<R>
+//                                      W workers kept busy by kClients concurrent clients, R
+//                                      refill threads per pool (0 = the default, the online
+//                                      CPUs, at least 2): sustained jobs/s over kThroughputJobs
+//                                      jobs, the latency each client saw, acquire_waits per
+//                                      1,000 jobs and the 1-minute load average at the end.
 //   ServeNoJob                         a request answered without a VM (unknown template): the
 //                                      socket, threads and JSON alone.
 // <job>: 0 = `busybox echo hi` in a kernel-ready template (the program is read and loaded per
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -85,7 +89,7 @@ struct Running {
   }
 };
 
-std::unique_ptr<Running> start(benchmark::State& state, size_t workers, pool::Mode mode) {
+std::unique_ptr<Running> start(benchmark::State& state, size_t workers, pool::Mode mode, size_t refill_threads = 0) {
   std::string err;
   auto* s = store(&err);
   if (!s) {
@@ -97,6 +101,7 @@ std::unique_ptr<Running> start(benchmark::State& state, size_t workers, pool::Mo
   opts.workers = workers;
   opts.pool.depth = 8;
   opts.pool.mode = mode;
+  opts.pool.refill_threads = refill_threads;
   opts.queue_capacity = 256;
   auto r = std::make_unique<Running>();
   auto svc = pool::Service::create(*s, opts);
@@ -195,6 +200,16 @@ double metric(const std::string& text, const std::string& tmpl) {
   return at == std::string::npos ? -1 : std::atof(text.c_str() + at + key.size());
 }
 
+// The 1-minute load average (/proc/loadavg, proc(5)): the machine is shared, so figures need it.
+double loadavg() {
+  double v = -1;
+  if (FILE* f = fopen("/proc/loadavg", "r")) {
+    if (fscanf(f, "%lf", &v) != 1) v = -1;
+    fclose(f);
+  }
+  return v;
+}
+
 pool::Mode mode_arg(int64_t m) { return m ? pool::Mode::kReset : pool::Mode::kFresh; }
 
 void ServeLatency(benchmark::State& state) {
@@ -232,8 +247,9 @@ BENCHMARK(ServeLatency)
 void ServeThroughput(benchmark::State& state) {
   const int job = int(state.range(0));
   const size_t workers = size_t(state.range(2));
-  auto r = start(state, workers, mode_arg(state.range(1)));
+  auto r = start(state, workers, mode_arg(state.range(1)), size_t(state.range(3)));
   if (!r) return;
+  const double waits_before = metric(r->service->metrics_text(), job == 0 ? "base" : "cat");
   std::vector<std::vector<double>> lat(kClients);
   std::vector<std::string> errs(kClients);
   std::atomic<bool> failed{false};
@@ -255,11 +271,14 @@ void ServeThroughput(benchmark::State& state) {
   std::vector<double> all;
   for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
   report(state, all);
-  state.counters["acquire_waits"] = metric(r->service->metrics_text(), job == 0 ? "base" : "cat");
+  const double waits = metric(r->service->metrics_text(), job == 0 ? "base" : "cat") - waits_before;
+  state.counters["acquire_waits"] = waits;
+  state.counters["acquire_waits_per_1000"] = all.empty() ? 0 : waits * 1000.0 / double(all.size());
+  state.counters["loadavg_1m"] = loadavg();
 }
 BENCHMARK(ServeThroughput)
-    ->ArgNames({"job", "mode", "workers"})
-    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})
+    ->ArgNames({"job", "mode", "workers", "refill"})
+    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 0, 4}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -42,7 +42,7 @@ struct Options {
   std::string program = VMFORK_SOAK_TRUE;  // for --job true
   std::string job = "cat", mode = "reset", dir = "/var/tmp/vmfork-soak";
   uint64_t jobs = 100'000, every = 10'000, warmup = 1'000;
-  size_t clients = 4, idle = 300, workers = 2, pool = 4;
+  size_t clients = 4, idle = 300, workers = 2, pool = 4, refill_threads = 0;  // 0: serve's default
   uint64_t rss_growth_mib = 64, fd_growth = 8;
   bool no_seccomp = false;
 };
@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   app.add_option("--idle", o.idle, "idle connections held open")->capture_default_str();
   app.add_option("--workers", o.workers, "serve --workers")->capture_default_str();
   app.add_option("--pool", o.pool, "serve --pool")->capture_default_str();
+  app.add_option("--refill-threads", o.refill_threads, "serve --refill-threads (0: serve's default)")->capture_default_str();
   app.add_option("--rss-growth-mib", o.rss_growth_mib, "allowed RSS growth over the baseline (MiB)")->capture_default_str();
   app.add_option("--fd-growth", o.fd_growth, "allowed fd growth over the baseline")->capture_default_str();
   app.add_flag("--no-seccomp", o.no_seccomp, "serve --no-seccomp");
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
                                     "--mode", o.mode, "--workers", std::to_string(o.workers), "--pool",
                                     std::to_string(o.pool), "--queue", "1024", "--idle-timeout", "1h"};
   if (o.no_seccomp) sargs.push_back("--no-seccomp");
+  if (o.refill_threads) sargs.insert(sargs.end(), {"--refill-threads", std::to_string(o.refill_threads)});
   std::vector<char*> sargv;
   for (auto& a : sargs) sargv.push_back(const_cast<char*>(a.c_str()));
   sargv.push_back(nullptr);

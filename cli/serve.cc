@@ -35,6 +35,9 @@ void add_serve_cli(CLI::App& app, ServeCli* c) {
   c->cmd->add_option("--pool", c->pool, "clones kept ready per template")->capture_default_str();
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
+  c->cmd->add_option("--refill-threads", c->refill_threads,
+                     "threads per template that restore, reset and destroy clones (default: online CPUs, at least 2)")
+      ->check(CLI::Range(size_t(0), size_t(256)));
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
   c->cmd->add_flag("--no-seccomp", c->no_seccomp, "turn off both seccomp filters: the job-thread one and the process one (debugging)");
   c->cmd->add_option("--queue", c->queue, "jobs waiting for a worker before requests are answered busy")
@@ -75,6 +78,7 @@ int run_serve_cli(const ServeCli& c) {
   pool::ServiceOptions opts;
   opts.templates = c.templates;
   opts.pool.depth = c.pool;
+  opts.pool.refill_threads = c.refill_threads;  // 0: pool::default_refill_threads()
   if (c.mode == "fresh") opts.pool.mode = pool::Mode::kFresh;
   else if (c.mode == "reset") opts.pool.mode = pool::Mode::kReset;
   else return fail("--mode: '" + c.mode + "' is not fresh or reset");
@@ -144,8 +148,8 @@ int run_serve_cli(const ServeCli& c) {
   if (!server.ok()) return fail(server.error().message());
   std::string names;
   for (auto& t : c.templates) names += (names.empty() ? "" : ", ") + t;
-  spdlog::info("serving {} on {} (pool {} {}, {} workers, queue {})", names, c.socket, c.pool, c.mode, c.workers,
-               c.queue);
+  spdlog::info("serving {} on {} (pool {} {}, {} refill threads, {} workers, queue {})", names, c.socket, c.pool,
+               c.mode, c.refill_threads ? c.refill_threads : pool::default_refill_threads(), c.workers, c.queue);
   // Set up (store open, pools filled, socket bound, threads started) and no job run yet, so
   // no job thread has its own filter: the process filter goes on every thread (TSYNC).
   if (!c.no_seccomp) {

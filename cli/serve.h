@@ -13,7 +13,7 @@ namespace vmfork::cli {
 struct ServeCli {
   CLI::App* cmd = nullptr;
   std::vector<std::string> templates;
-  size_t pool = 4, workers = 2, queue = 64, max_connections = 4096;
+  size_t pool = 4, refill_threads = 0, workers = 2, queue = 64, max_connections = 4096;
   std::string mode = "fresh", socket, store;
   std::string idle_timeout = "60s", line_timeout = "30s", max_buffered = "256M";
   bool no_seccomp = false;

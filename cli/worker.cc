@@ -50,6 +50,9 @@ void add_worker_cli(CLI::App& app, WorkerCli* c) {
   c->cmd->add_option("--pool", c->pool, "clones kept ready per template")->capture_default_str();
   c->cmd->add_option("--mode", c->mode, "fresh (a new clone per job) or reset (clones reset and reused)")
       ->capture_default_str();
+  c->cmd->add_option("--refill-threads", c->refill_threads,
+                     "threads per template that restore, reset and destroy clones (default: online CPUs, at least 2)")
+      ->check(CLI::Range(size_t(0), size_t(256)));
   c->cmd->add_option("--workers", c->workers, "jobs run at once")->capture_default_str();
   c->cmd->add_flag("--no-seccomp", c->no_seccomp, "turn off both seccomp filters: the job-thread one and the process one (debugging)");
   c->cmd->add_option("--inflight", c->inflight, "entries read and not yet finished (default 2 x --workers)");
@@ -90,6 +93,7 @@ int run_worker_cli(const WorkerCli& c) {
   pool::ServiceOptions sopts;
   sopts.templates = c.templates;
   sopts.pool.depth = c.pool;
+  sopts.pool.refill_threads = c.refill_threads;  // 0: pool::default_refill_threads()
   if (c.mode == "fresh") sopts.pool.mode = pool::Mode::kFresh;
   else if (c.mode == "reset") sopts.pool.mode = pool::Mode::kReset;
   else return fail("--mode: '" + c.mode + "' is not fresh or reset");

@@ -16,7 +16,7 @@ struct WorkerCli {
   CLI::App* cmd = nullptr;
   std::string redis, stream, group, consumer, results, store, metrics_listen;
   std::vector<std::string> templates;
-  size_t pool = 4, workers = 2, inflight = 0;
+  size_t pool = 4, refill_threads = 0, workers = 2, inflight = 0;
   uint64_t results_maxlen = 100'000;
   uint32_t max_deliveries = 3;
   std::string mode = "fresh", claim_idle = "30s", drain_timeout = "30s", log_level = "info";

@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/guest_job.h"
 #include "engine/kernel_image.h"
@@ -353,6 +355,57 @@ TEST_F(Pool, ResetModeReusesClonesAndStaysCorrect) {
   EXPECT_EQ(st.restores, 2u);  // never more clones than the depth
   EXPECT_EQ(st.resets, 8u);
   EXPECT_EQ(st.reset_failures, 0u);
+}
+
+// Issue 11: an idle clone costs the host at most one private page of guest memory, counted in
+// /proc/self/pagemap (vmm::GuestMemory::private_resident_pages), a page count, not a timing: a
+// restore must not write guest memory it does not need to. Both freeze points: kernel-ready
+// (this fixture's "base") and a stdin wait (busybox cat).
+TEST_F(Pool, IdleCloneHasAtMostOnePrivatePage) {
+  engine::TemplateSpec cat;
+  cat.name = "cat";
+  cat.mem_bytes = 128ull << 20;
+  cat.program = "/bin/busybox";
+  cat.argv = {"busybox", "cat"};
+  cat.env = engine::default_env();
+  ASSERT_TRUE(engine::create_template(cat, *store_).ok());
+  auto cat_image = engine::TemplateImage::load(*store_, "cat");
+  ASSERT_TRUE(cat_image.ok()) << cat_image.error().message();
+  for (const auto& img : {image_, *cat_image}) {
+    SCOPED_TRACE(img->name());
+    auto clone = engine::restore_clone(img);
+    ASSERT_TRUE(clone.ok()) << clone.error().message();
+    auto pages = clone->machine->memory().private_resident_pages();
+    ASSERT_TRUE(pages.ok()) << pages.error().message();
+    EXPECT_LE(*pages, 1u);
+  }
+}
+
+// Several refill threads: every clone handed out is counted exactly once, the pool refills to
+// its depth, and stopping it with used clones still queued for teardown leaks nothing (the
+// destructor returns; ASan and the fd count would see a leak).
+TEST_F(Pool, ManyRefillThreadsKeepExactCounts) {
+  pool::PoolOptions opts{3, pool::Mode::kFresh, 4};
+  auto p = pool::WarmPool::create(image_, opts);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_TRUE((*p)->wait_ready(20s));
+  std::vector<std::thread> jobs;
+  for (int t = 0; t < 3; t++)
+    jobs.emplace_back([&, t] {
+      for (int i = 0; i < 5; i++) {
+        auto r = run(**p, {"/bin/busybox", "echo", std::to_string(t * 10 + i)});
+        EXPECT_EQ(r.stdout_data, std::to_string(t * 10 + i) + "\n");
+      }
+    });
+  for (auto& j : jobs) j.join();
+  ASSERT_TRUE((*p)->wait_ready(20s));
+  auto st = (*p)->stats();
+  EXPECT_EQ(st.acquires, 15u);
+  EXPECT_EQ(st.restores, 18u);  // 3 to start, one per job, never more than the depth
+  EXPECT_EQ(st.restore_failures, 0u);
+  EXPECT_EQ(st.ready, 3u);
+  EXPECT_EQ(st.teardowns + st.used, 15u);
+  EXPECT_FALSE(pool::WarmPool::create(image_, {1, pool::Mode::kFresh, 257}).ok());
 }
 
 TEST_F(Pool, NoCloneReadyIsAnErrorNotAHang) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <thread>
 
+#include "bench/suite/private_memory.h"
 #include "common/fd.h"
 #include "engine/guest_job.h"
 #include "engine/restore.h"
@@ -30,20 +31,6 @@ using Clock = std::chrono::steady_clock;
 double us_since(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
 
 enum class Kind { kVmfork, kFirecracker, kNaive };
-
-// Private_Clean + Private_Dirty of this process (proc(5), /proc/pid/smaps_rollup), in KiB.
-double private_kib() {
-  std::ifstream f("/proc/self/smaps_rollup");
-  std::string key;
-  double v, total = 0;
-  while (f >> key) {
-    if (key == "Private_Clean:" || key == "Private_Dirty:") {
-      f >> v;
-      total += v;
-    }
-  }
-  return total;
-}
 
 uint64_t allocated_bytes(const std::filesystem::path& p) {
   struct stat st {};
