@@ -83,7 +83,8 @@ Result<std::vector<uint8_t>> build_args(const std::vector<std::string>& argv,
 }
 
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
-                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd) {
+                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd,
+                             ProgramCache* programs) {
   if (argv.empty()) return plain_error("argv must have at least argv[0]");
   JobImage job;
   job.path = path;
@@ -92,8 +93,12 @@ Result<JobImage> prepare_job(const std::string& path, const std::vector<std::str
     VF_ASSIGN(opened, open_program(path, max_bytes));
     program_fd = opened.get();
   }
-  VF_ASSIGN(job.program, read_program(program_fd, path, max_bytes));
-  VF_TRY(vmm::check_static_program(job.program, path));
+  if (programs) {
+    VF_ASSIGN(job.shared, programs->get(program_fd, path, max_bytes));
+  } else {
+    VF_ASSIGN(job.program, read_program(program_fd, path, max_bytes));
+    VF_TRY(vmm::check_static_program(job.program, path));
+  }
   // /proc/self/exe must be absolute: glibc asserts it (_dl_get_origin). The opened file's own
   // name (its /proc/self/fd link) is what ran, whatever the path points to by now.
   std::string exe = path;
@@ -194,17 +199,21 @@ Status init_boot_info(vmm::GuestMemory& mem, const BootParams& p) {
 }
 
 Status place_job(vmm::GuestMemory& mem, const JobImage& job) {
-  uint64_t program_end = abi::kProgramGpa + ((job.program.size() + 4095) & ~uint64_t(4095));
+  uint64_t program_end = abi::kProgramGpa + ((job.program_bytes() + 4095) & ~uint64_t(4095));
   if (program_end + (16u << 20) > mem.size()) return plain_error(job.path + ": too large for --mem");
-  VF_TRY(mem.write(abi::kProgramGpa, job.program));
+  if (job.shared) {
+    VF_TRY(mem.overlay(abi::kProgramGpa, job.shared->memfd.get(), job.shared->mapped_bytes));
+  } else {
+    VF_TRY(mem.write(abi::kProgramGpa, job.program));
+  }
   VF_TRY(mem.write(abi::kArgsGpa, job.args));
   auto* boot = mem.at<abi::BootInfo>(abi::kBootInfoGpa);
   boot->free_gpa = program_end;
   boot->program_gpa = abi::kProgramGpa;
-  boot->program_bytes = job.program.size();
+  boot->program_bytes = job.program_bytes();
   boot->args_gpa = abi::kArgsGpa;
   boot->args_bytes = job.args.size();
-  if (job.program.empty()) {
+  if (!job.shared && job.program.empty()) {
     if (!boot->rootfs_bytes) return plain_error(job.path + ": no root file system to run it from");
     boot->flags |= abi::kFlagExecPath;
   }

@@ -13,6 +13,7 @@
 #include "common/status.h"
 #include "common/timing.h"
 #include "engine/job_files.h"
+#include "engine/program_cache.h"
 #include "engine/run_result.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/accel.h"
@@ -26,12 +27,15 @@ namespace vmfork::engine {
 /// The /dev/kvm handle, opened once per process. Errors: open or KVM_GET_API_VERSION failed.
 Result<std::shared_ptr<const vmm::Kvm>> shared_kvm();
 
-/// A program ready to be copied into a guest: its ELF bytes and the ArgsBlock
+/// A program ready to be placed in a guest: its ELF bytes (or, from a ProgramCache, a sealed
+/// memfd of them that clones map copy-on-write) and the ArgsBlock
 /// (guest-kernel/abi/vmfork_abi.h) of argv, envp and the executable's absolute path.
 struct JobImage {
   std::string path;
-  std::vector<uint8_t> program;
+  std::vector<uint8_t> program;                 // empty when `shared` holds the bytes
+  std::shared_ptr<const SharedProgram> shared;  // non-null: the program, mapped, not copied
   std::vector<uint8_t> args;
+  uint64_t program_bytes() const { return shared ? shared->bytes : program.size(); }
 };
 
 /// Opens an untrusted program path once, for reading what was checked: O_RDONLY | O_NONBLOCK
@@ -46,9 +50,11 @@ Result<Fd> open_program(const std::string& path, uint64_t max_bytes);
 /// ArgsBlock. With `program_fd` >= 0 (from open_program) the bytes come from that fd (read with
 /// pread from offset 0, so the caller's fd can be read again) and `path` only names it in
 /// messages; else `path` is opened with open_program. Errors: unreadable, not a regular file,
-/// dynamic or not ELF, argv empty, arguments above 1 MiB.
+/// dynamic or not ELF, argv empty, arguments above 1 MiB. With `programs` the bytes come from
+/// that cache (JobImage::shared; read and checked once per file version and process).
 Result<JobImage> prepare_job(const std::string& path, const std::vector<std::string>& argv,
-                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd = -1);
+                             const std::vector<std::string>& env, uint64_t max_bytes, int program_fd = -1,
+                             ProgramCache* programs = nullptr);
 
 /// A job whose program is `guest_path`, a path inside the guest's root file system that the
 /// guest kernel opens and executes itself (abi::kFlagExecPath; a name without '/' is looked up
@@ -96,8 +102,11 @@ Result<BootedMachine> boot_machine(uint64_t mem_bytes, vmm::Accel accel, const v
 
 /// Copies `job` to abi::kProgramGpa and abi::kArgsGpa and points BootInfo at them (free_gpa just
 /// past the program); a job without program bytes (prepare_rootfs_job) sets abi::kFlagExecPath.
+/// A shared program is not copied but mapped there (vmm::GuestMemory::overlay: `mem` must then
+/// be a clone's map_private() memory; the guest kernel maps its read-only pages in place and
+/// copies the rest, fs/loader.cc, so the job's private pages are only those it writes).
 /// Errors: the program leaves less than 16 MiB of guest memory free, or an exec-path job on a
-/// machine without a root file system.
+/// machine without a root file system, the overlay's mmap.
 Status place_job(vmm::GuestMemory& mem, const JobImage& job);
 
 /// The job-files bundle and the decoder of collected files for one run; keep it alive (and in

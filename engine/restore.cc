@@ -64,7 +64,7 @@ Status reset_clone(Clone& clone) {
   return {};
 }
 
-Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
+Result<RunResult> run_job_in(Clone& clone, const CloneJob& job, ProgramCache* programs) {
   const auto t_start = Clock::now();
   const auto deadline = job.timeout.count() > 0 ? t_start + job.timeout : Clock::time_point::max();
   RunResult result;
@@ -88,7 +88,7 @@ Result<RunResult> run_job_in(Clone& clone, const CloneJob& job) {
       // The program is a path in the template's root file system, as given.
       VF_ASSIGN(image, prepare_rootfs_job(job.argv.empty() ? job.program : job.argv[0], job.argv, env));
     } else {
-      VF_ASSIGN(image, prepare_job(job.program, job.argv, env, mem.size() / 2, job.program_fd));
+      VF_ASSIGN(image, prepare_job(job.program, job.argv, env, mem.size() / 2, job.program_fd, programs));
     }
     VF_TRY(place_job(mem, image));
   } else if (runtime) {

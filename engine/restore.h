@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "engine/cold_run.h"
+#include "engine/program_cache.h"
 #include "engine/run_result.h"
 #include "engine/snapshot_state.h"
 #include "engine/template_image.h"
@@ -87,8 +88,11 @@ struct CloneJob {
 };
 
 /// Runs `job` in `clone` and leaves the (used) clone alive, for reset_clone or destruction.
-/// timings.total_us covers this call only; create_us is the clone's restore. Errors: as run_clone.
-Result<RunResult> run_job_in(Clone& clone, const CloneJob& job);
+/// timings.total_us covers this call only; create_us is the clone's restore. With `programs`
+/// a kernel-ready clone maps its program from that cache (engine/program_cache.h) instead of
+/// copying it in: the caller runs many jobs, and they share the program's pages.
+/// Errors: as run_clone.
+Result<RunResult> run_job_in(Clone& clone, const CloneJob& job, ProgramCache* programs = nullptr);
 
 /// Puts a used clone back in its template's state in place: pending I/O completed, every
 /// private memory page dropped so the template's pages show through again, then VM, vCPU and

@@ -163,7 +163,7 @@ void WarmPool::give_back(engine::Clone clone) {
 Result<engine::RunResult> WarmPool::run(const engine::CloneJob& job, std::chrono::nanoseconds wait,
                                         PoolJobTimings* timings) {
   VF_ASSIGN(engine::Clone clone, take(wait, timings));
-  auto result = engine::run_job_in(clone, job);
+  auto result = engine::run_job_in(clone, job, &programs_);
   give_back(std::move(clone));
   return result;
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/program_cache.h"
 #include "engine/restore.h"
 #include "engine/run_result.h"
 #include "engine/template_image.h"
@@ -76,7 +77,8 @@ class WarmPool {
   WarmPool(const WarmPool&) = delete;
   WarmPool& operator=(const WarmPool&) = delete;
 
-  /// Runs `job` in a ready clone (waiting up to `wait` for one), then hands the used clone to
+  /// Runs `job` in a ready clone (waiting up to `wait` for one; a kernel-ready clone maps the
+  /// program from the pool's engine::ProgramCache, so its jobs share the program's pages), then hands the used clone to
   /// a refill thread to be destroyed (kFresh) or reset (kReset); the caller does not wait
   /// for that. Errors: no clone became ready within `wait` ("pool for T: no clone ready after ..."), or
   /// the job could not be given to the clone (as engine::run_clone).
@@ -107,6 +109,7 @@ class WarmPool {
   size_t out_ = 0;                    // clones taken by run() and not yet given back
   bool stopping_ = false;
   PoolStats stats_;
+  engine::ProgramCache programs_;     // kernel-ready jobs' programs, mapped by every clone
   std::vector<std::thread> refill_;   // written only by create() and the destructor
 };
 

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <x86intrin.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -379,6 +381,60 @@ TEST_F(Pool, IdleCloneHasAtMostOnePrivatePage) {
     ASSERT_TRUE(pages.ok()) << pages.error().message();
     EXPECT_LE(*pages, 1u);
   }
+}
+
+// Issue 11: kernel-ready clones do not copy the program per job. With a ProgramCache (as every
+// pool has) the program is mapped copy-on-write from one sealed memfd, so a job's private
+// pages are the ones it wrote, far fewer than the program's; a reset puts the template's bytes
+// back where the program was mapped, byte for byte, and the next job maps it again.
+TEST_F(Pool, KernelReadyClonesShareTheProgramsPages) {
+  const std::string prog = "/bin/busybox";
+  struct stat st;
+  ASSERT_EQ(stat(prog.c_str(), &st), 0);
+  const uint64_t program_pages = (uint64_t(st.st_size) + 4095) / 4096;
+  engine::ProgramCache programs;
+  auto echo = [&](engine::Clone& clone, engine::ProgramCache* cache) {
+    vmm::StringInput none("");
+    engine::CloneJob job;
+    job.program = prog;
+    job.argv = {prog, "echo", "shared"};
+    job.env = engine::default_env();
+    job.stdin_source = &none;
+    auto r = engine::run_job_in(clone, job, cache);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    if (!r.ok()) return uint64_t(0);
+    EXPECT_EQ(r->stdout_data, "shared\n");
+    return r->host.memory_bytes / 4096;
+  };
+  auto copied = engine::restore_clone(image_);
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+  const uint64_t copied_pages = echo(*copied, nullptr);
+  EXPECT_GE(copied_pages, program_pages) << "without the cache the program is copied in";
+
+  auto clone = engine::restore_clone(image_);
+  ASSERT_TRUE(clone.ok()) << clone.error().message();
+  for (int round = 0; round < 3; round++) {
+    SCOPED_TRACE(round);
+    const uint64_t pages = echo(*clone, &programs);
+    EXPECT_GT(pages, 0u);
+    EXPECT_LT(pages, program_pages / 4) << "copied: " << copied_pages << " pages";
+    ASSERT_TRUE(engine::reset_clone(*clone).ok());
+    auto& mem = clone->machine->memory();
+    auto* boot = mem.at<vmfork::abi::BootInfo>(vmfork::abi::kBootInfoGpa);
+    const uint64_t listed = boot->reset_pages;
+    boot->reset_pages = 0;  // the one word besides the list that a reset may leave changed
+    std::vector<uint64_t> list(listed);
+    auto* at = mem.at<uint64_t>(vmfork::abi::kResetListGpa);
+    std::copy(at, at + listed, list.begin());
+    std::fill(at, at + listed, 0);
+    EXPECT_EQ(XXH3_64bits(mem.host(), mem.size()), memfd_hash(*image_));
+    std::copy(list.begin(), list.end(), at);
+    boot->reset_pages = listed;
+  }
+  auto st2 = programs.stats();
+  EXPECT_EQ(st2.misses, 1u);
+  EXPECT_EQ(st2.hits, 2u);
+  EXPECT_EQ(st2.entries, 1u);
 }
 
 // Several refill threads: every clone handed out is counted exactly once, the pool refills to

@@ -57,11 +57,42 @@ Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t bytes) {
     munmap(p, bytes);
     return errno_error("mmap MAP_SHARED of " + std::to_string(bytes >> 20) + " MiB template memory");
   }
-  return GuestMemory(static_cast<uint8_t*>(p), bytes, static_cast<const uint8_t*>(f));
+  Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!own.valid()) {
+    munmap(p, bytes);
+    munmap(f, bytes);
+    return errno_error("fcntl F_DUPFD_CLOEXEC of the template memory fd");
+  }
+  return GuestMemory(static_cast<uint8_t*>(p), bytes, static_cast<const uint8_t*>(f), std::move(own));
 }
 
 Status GuestMemory::discard_private() {
+  VF_TRY(drop_overlay());
   if (madvise(base_, size_, MADV_DONTNEED) < 0) return errno_error("madvise MADV_DONTNEED of guest memory");
+  return {};
+}
+
+Status GuestMemory::overlay(uint64_t gpa, int fd, uint64_t bytes) {
+  if (!file_fd_.valid()) return plain_error("overlay: guest memory is not a file's private mapping");
+  if (overlay_bytes_) return plain_error("overlay: guest memory already has one");
+  if (bytes == 0 || gpa % kPage || bytes % kPage || !contains(gpa, bytes))
+    return plain_error("overlay: guest-physical range " + std::to_string(gpa) + "+" + std::to_string(bytes) +
+                       " is not whole pages inside guest memory");
+  // Recorded first: a failed MAP_FIXED may already have unmapped the range (mmap(2)), and
+  // drop_overlay must then still put the template's bytes back.
+  overlay_gpa_ = gpa;
+  overlay_bytes_ = bytes;
+  void* p = mmap(base_ + gpa, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) return errno_error("mmap MAP_FIXED of a " + std::to_string(bytes) + "-byte overlay");
+  return {};
+}
+
+Status GuestMemory::drop_overlay() {
+  if (!overlay_bytes_) return {};
+  void* p = mmap(base_ + overlay_gpa_, overlay_bytes_, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, file_fd_.get(), off_t(overlay_gpa_));
+  if (p == MAP_FAILED) return errno_error("mmap MAP_FIXED of template memory over the overlay");
+  overlay_bytes_ = 0;
   return {};
 }
 
@@ -145,6 +176,7 @@ Result<uint64_t> GuestMemory::private_resident_pages() const {
 Result<GuestMemory::CopyBack> GuestMemory::copy_back_changed(uint64_t* listed, uint64_t cap,
                                                              ClassifyFn classify, const void* ctx) {
   if (!file_) return plain_error("copy_back_changed: guest memory is not a file's private mapping");
+  VF_TRY(drop_overlay());
   CopyBack out;
   VF_TRY(for_each_private_page([&](uint64_t page) {
     out.private_pages++;
@@ -163,7 +195,8 @@ Result<GuestMemory::CopyBack> GuestMemory::copy_back_changed(uint64_t* listed, u
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
     : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)),
-      file_(std::exchange(o.file_, nullptr)) {}
+      file_(std::exchange(o.file_, nullptr)), file_fd_(std::move(o.file_fd_)),
+      overlay_gpa_(std::exchange(o.overlay_gpa_, 0)), overlay_bytes_(std::exchange(o.overlay_bytes_, 0)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
   if (this != &o) {
@@ -172,6 +205,9 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& o) noexcept {
     base_ = std::exchange(o.base_, nullptr);
     size_ = std::exchange(o.size_, 0);
     file_ = std::exchange(o.file_, nullptr);
+    file_fd_ = std::move(o.file_fd_);
+    overlay_gpa_ = std::exchange(o.overlay_gpa_, 0);
+    overlay_bytes_ = std::exchange(o.overlay_bytes_, 0);
   }
   return *this;
 }

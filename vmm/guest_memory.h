@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <utility>
 
+#include "common/fd.h"
 #include "common/status.h"
 
 namespace vmfork::vmm {
@@ -24,8 +26,28 @@ class GuestMemory {
 
   /// Drops every private page of this mapping (madvise(2) MADV_DONTNEED): a file-backed
   /// mapping shows the file's bytes again on the next access, an anonymous one reads zeros.
-  /// The memslot stays valid (KVM re-faults the pages). Errors: madvise failed.
+  /// An overlay is dropped first (drop_overlay). The memslot stays valid (KVM re-faults the
+  /// pages). Errors: the overlay's mmap, madvise failed.
   Status discard_private();
+
+  /// Shows `bytes` (a multiple of 4 KiB) of file `fd`, from its offset 0, at guest-physical
+  /// [gpa, gpa+bytes) of this map_private() mapping, copy-on-write: mmap(2) MAP_FIXED |
+  /// MAP_PRIVATE over that part of the mapping. Clones overlaying the same file share its pages
+  /// (page-cache or shmem pages, not counted by private_resident_pages); a guest write makes
+  /// a private copy and never reaches `fd`. The host range of memslot 0 stays the same: KVM
+  /// learns of the new pages through its MMU notifier and faults them in on the next access.
+  /// One overlay at a time; it lasts until drop_overlay (which copy_back_changed and
+  /// discard_private call first), so a reset clone shows the template's bytes there again.
+  /// `fd` may be closed once this returns (the mapping holds the file). Errors: not a
+  /// map_private() mapping, an overlay already present, the range unaligned or outside guest
+  /// memory, mmap.
+  Status overlay(uint64_t gpa, int fd, uint64_t bytes);
+
+  /// Maps the template file's own bytes back over the overlay's range (mmap(2) MAP_FIXED |
+  /// MAP_PRIVATE of the file at offset gpa), dropping the overlay and any private copies made
+  /// in it; nothing when there is no overlay. Errors: mmap (the range is then in an unknown
+  /// state: the caller must destroy the clone).
+  Status drop_overlay();
 
   /// Pages (4 KiB) of this mapping the host now backs privately: present or swapped and not
   /// file or shared pages, per /proc/self/pagemap (Documentation/admin-guide/mm/pagemap.rst:
@@ -62,8 +84,10 @@ class GuestMemory {
   /// Documentation/admin-guide/mm/pagemap.rst). `classify(gpa, now, file, ctx)` is asked about
   /// each differing page before it is copied; the GPAs of pages it does not call kQuiet go to
   /// `listed[0..cap)` in ascending order (beyond `cap` they are counted, not written; every
-  /// differing page is still copied back). The copies stay private.
-  /// Errors: not a map_private() mapping, open, PAGEMAP_SCAN or pread of pagemap.
+  /// differing page is still copied back). The copies stay private. An overlay is dropped
+  /// first (drop_overlay) and its range neither compared nor listed: overlay only memory the
+  /// guest never uses as page tables (the job's program image).
+  /// Errors: not a map_private() mapping, the overlay's mmap, open, PAGEMAP_SCAN or pread of pagemap.
   Result<CopyBack> copy_back_changed(uint64_t* listed, uint64_t cap, ClassifyFn classify, const void* ctx);
 
   GuestMemory(GuestMemory&& o) noexcept;
@@ -90,8 +114,8 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(uint8_t* base, uint64_t size, const uint8_t* file = nullptr)
-      : base_(base), size_(size), file_(file) {}
+  GuestMemory(uint8_t* base, uint64_t size, const uint8_t* file = nullptr, Fd file_fd = Fd())
+      : base_(base), size_(size), file_(file), file_fd_(std::move(file_fd)) {}
   // Calls fn(page_index) for each private page of this mapping (is_private in the .cc), in
   // ascending order, found with the PAGEMAP_SCAN ioctl or, on kernels before 6.7, by reading
   // every /proc/self/pagemap entry. Errors: the pagemap could not be opened, read or scanned.
@@ -101,6 +125,8 @@ class GuestMemory {
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   const uint8_t* file_ = nullptr;  // read-only MAP_SHARED view of the file behind a map_private()
+  Fd file_fd_;                     // that file (a dup), to map its bytes back over an overlay
+  uint64_t overlay_gpa_ = 0, overlay_bytes_ = 0;  // the overlay's range; bytes 0: none
 };
 
 /// The PAGEMAP_SCAN ioctl request (_IOWR('f', 16, struct pm_scan_arg), include/uapi/linux/fs.h):
