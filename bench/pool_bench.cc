@@ -13,7 +13,8 @@
 //                          the guest memory alone (pagemap): private pages per clone idle, after
 //                          a job and after a reset, beside the pages whose bytes differ from
 //                          the template's (a private page that does not differ was written
-//                          without a change).
+//                          without a change). shared_program:1 maps a kernel-ready job's
+//                          program from an engine::ProgramCache as pools do; 0 copies it in.
 //   JobPath                one trivial job's path through a reset-mode clone of "cat", piece by
 //                          piece (issue 11, docs/performance.md "Where a job's time goes"): the
 //                          request parsed, stdin written (run_job_in's load), KVM_RUN entered to
@@ -238,6 +239,8 @@ void IdleCloneMemory(benchmark::State& state) {
   auto img = image(state.range(0) ? "cat" : "base");
   if (!img) return state.SkipWithError("template setup failed");
   const int n = 20;
+  engine::ProgramCache programs;
+  engine::ProgramCache* shared = state.range(1) ? &programs : nullptr;
   for (auto _ : state) {
     std::vector<engine::Clone> clones;
     double before = private_kib();
@@ -258,7 +261,7 @@ void IdleCloneMemory(benchmark::State& state) {
       engine::CloneJob job = echo_job(&in);
       if (state.range(0)) job = engine::CloneJob{};
       job.stdin_source = &in;
-      if (!engine::run_job_in(c, job).ok()) return state.SkipWithError("job failed");
+      if (!engine::run_job_in(c, job, shared).ok()) return state.SkipWithError("job failed");
     }
     double after = private_kib();
     for (auto& c : clones) {
@@ -284,7 +287,13 @@ void IdleCloneMemory(benchmark::State& state) {
     state.counters["after_reset_guest_changed_pages"] = reset_pages.changed;
   }
 }
-BENCHMARK(IdleCloneMemory)->ArgName("stdin_wait")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(IdleCloneMemory)
+    ->ArgNames({"stdin_wait", "shared_program"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 void JobPath(benchmark::State& state) {
   auto img = image("cat", state.range(0) ? engine::MemorySource::kMemfd : engine::MemorySource::kStoreImage);
