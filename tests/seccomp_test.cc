@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "engine/program_cache.h"
 #include "tests/kvm_test_util.h"
 #include "vmm/seccomp.h"
 
@@ -125,6 +126,32 @@ TEST(Seccomp, AllowedCallsWorkAndConfiningTwiceIsANoOp) {
       &err);
   EXPECT_EQ(code, 0) << err;
   EXPECT_EQ(err, "ok");
+}
+
+// A pool's first job with a program loads it into a ProgramCache on the (already confined)
+// job thread: the sealed memfd's calls pass, with exactly the cache's flags and nothing else.
+TEST(Seccomp, ProgramCacheLoadsOnAConfinedJobThread) {
+  std::string err;
+  int code = in_child(
+      [] {
+        int fd = open("/bin/busybox", O_RDONLY | O_CLOEXEC);  // as serve does, before the job
+        if (fd < 0) return 2;
+        if (!vmfork::vmm::confine_job_thread().ok()) return 3;
+        vmfork::engine::ProgramCache cache;
+        auto p = cache.get(fd, "/bin/busybox", 1ull << 30);
+        if (!p.ok()) {
+          fprintf(stderr, "%s", p.error().message().c_str());
+          return 4;
+        }
+        if (!cache.get(fd, "/bin/busybox", 1ull << 30).ok() || cache.stats().hits != 1) return 5;
+        if (write(STDERR_FILENO, "ok", 2) != 2) return 6;
+        memfd_create("other", 0);  // other flags: refused
+        return 7;
+      },
+      &err);
+  EXPECT_EQ(code, vmfork::vmm::kSeccompViolationExit) << err;
+  EXPECT_NE(err.find("ok"), std::string::npos) << err;
+  EXPECT_NE(err.find("(memfd_create)"), std::string::npos) << err;
 }
 
 TEST(Seccomp, ProcessDenyListHasExecAndNotWhatServeNeeds) {

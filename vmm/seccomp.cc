@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,7 +37,10 @@ namespace {
 //  - loading the next job into a clone: reading the already opened program (pread64, read,
 //    lseek, fstat/newfstatat on an fd; readlink of its /proc/self/fd link, which names it as
 //    /proc/self/exe for the guest: it reads a link target, it opens nothing), fresh entropy (getrandom) and clock pairs
-//    (clock_gettime: the vDSO falls back to the syscall for CPU-time clocks);
+//    (clock_gettime: the vDSO falls back to the syscall for CPU-time clocks); a pool's first
+//    job with a program copies it into a sealed memfd (engine/program_cache.cc): memfd_create
+//    with exactly MFD_CLOEXEC | MFD_ALLOW_SEALING, ftruncate, and fcntl F_ADD_SEALS only
+//    (anonymous memory, no host path; the rules are below kAllowed);
 //  - the C++ runtime: memory (mmap, munmap, mremap, mprotect, madvise, brk), locks and
 //    condition variables (futex, sched_yield), sleeps with a deadline (nanosleep,
 //    clock_nanosleep), handing a clone back and waking the event loop (write to an eventfd),
@@ -223,6 +227,14 @@ Status confine_job_thread() {
   for (unsigned long req : ioctls)
     if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req))) < 0)
       return libseccomp_error("seccomp_rule_add ioctl", rc);
+  // A ProgramCache's sealed memfd (see the list above kAllowed): those flags, that fcntl.
+  if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(memfd_create), 1,
+                             SCMP_A1(SCMP_CMP_EQ, MFD_CLOEXEC | MFD_ALLOW_SEALING))) < 0)
+    return libseccomp_error("seccomp_rule_add memfd_create", rc);
+  if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 0)) < 0)
+    return libseccomp_error("seccomp_rule_add ftruncate", rc);
+  if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_ADD_SEALS))) < 0)
+    return libseccomp_error("seccomp_rule_add fcntl", rc);
   // glibc 2.33+ implements fstat(fd) as newfstatat(fd, "", AT_EMPTY_PATH): allow only that form.
   if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
                              SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH))) < 0)
