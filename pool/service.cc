@@ -241,7 +241,7 @@ void Service::submit(std::string_view line, Reply reply) {
     std::lock_guard lock(mu_);
     if (!stopping_ && queue_.size() < opts_.queue_capacity) {
       queue_.push_back(std::move(job));
-      work_.notify_one();
+      wake_one_idle();
       return;
     }
     message = stopping_ ? "server is shutting down"
@@ -257,12 +257,25 @@ std::string Service::call(std::string_view line) {
   return got.get();
 }
 
+void Service::wake_one_idle() {
+  if (idle_.empty()) return;
+  IdleWorker* w = idle_.back();
+  idle_.pop_back();
+  w->woken = true;
+  w->cv.notify_one();  // under mu_: once it is woken the worker may return and `w` go away
+}
+
 void Service::worker_loop() {
+  IdleWorker me;
   for (;;) {
     std::unique_ptr<Job> job;
     {
       std::unique_lock lock(mu_);
-      work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) {
+        me.woken = false;
+        idle_.push_back(&me);
+        me.cv.wait(lock, [&] { return me.woken; });
+      }
       if (queue_.empty()) return;  // stopping and drained
       job = std::move(queue_.front());
       queue_.pop_front();
@@ -326,8 +339,8 @@ void Service::shutdown() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    while (!idle_.empty()) wake_one_idle();
   }
-  work_.notify_all();
   std::lock_guard join(join_mu_);
   for (auto& w : workers_)
     if (w.joinable()) w.join();

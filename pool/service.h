@@ -120,8 +120,18 @@ class Service {
   std::mutex reload_mu_;        // one reload() at a time
   Metrics metrics_;
 
+  // A worker waiting for a job. The most recently idle one is woken first (idle_ is a stack):
+  // it is likely still on a core that is awake and has its caches, where waking the longest
+  // idle one (a shared condition variable's order) costs a sleeping core's wake-up and, on
+  // PVM, the vCPU thread's move between cores (docs/performance.md, "Which worker runs a job").
+  struct IdleWorker {
+    std::condition_variable cv;
+    bool woken = false;  // mu_: set by whoever popped it from idle_
+  };
+  void wake_one_idle();  // mu_ held
+
   mutable std::mutex mu_;
-  std::condition_variable work_;  // queue_ gained a job, or stopping_
+  std::vector<IdleWorker*> idle_;  // most recently idle last; each lives on its worker's stack
   std::deque<std::unique_ptr<Job>> queue_;
   size_t running_ = 0;
   bool stopping_ = false;
