@@ -59,7 +59,11 @@ Result<RunResult> run_clone(Clone clone, const CloneJob& job) {
 Status reset_clone(Clone& clone) {
   const auto t_start = Clock::now();
   const TemplateMeta& meta = clone.image->meta();
-  VF_TRY(clone.machine->reset(clone.image->state().machine, meta.abi_major == 1 && meta.abi_minor >= 5));
+  using ResetAbi = vmm::Machine::ResetAbi;
+  const ResetAbi guest = meta.abi_major != 1 || meta.abi_minor < 5 ? ResetAbi::kDrop
+                       : meta.abi_minor < 6                      ? ResetAbi::kList
+                                                                 : ResetAbi::kListAndResync;
+  VF_TRY(clone.machine->reset(clone.image->state().machine, guest));
   clone.timings.reset_us = us_since(t_start);
   return {};
 }

@@ -95,6 +95,15 @@ class Vcpu {
   /// immediate_exit first, which applies them). Without KVM_CAP_SYNC_REGS, or with a LAPIC, it
   /// is restore(s). Errors: as restore; the vCPU must then be discarded.
   Status reset(const VcpuState& s);
+  /// Has KVM drop this vCPU's cached translations at the next KVM_SET_SREGS of `sregs`, as a
+  /// guest MOV to CR3 would: loads `sregs` with CR3's PWT bit (3) flipped, so that the set that
+  /// follows (reset() or restore() of the same sregs) changes CR3, which resets the MMU context
+  /// and requests a guest TLB flush (arch/x86/kvm/x86.c, __set_sregs: kvm_mmu_reset_context,
+  /// KVM_REQ_TLB_FLUSH_GUEST); the next KVM_RUN loads the roots again and syncs every
+  /// unsynchronized shadow page (arch/x86/kvm/mmu/mmu.c, kvm_mmu_load: kvm_mmu_sync_roots).
+  /// One ioctl, ~10 us here, where the guest's own CR3 reload is an emulated instruction on PVM.
+  /// Errors: KVM_SET_SREGS; the vCPU must then be discarded.
+  Status resync_mmu(const kvm_sregs& sregs);
 
  private:
   std::shared_ptr<const Kvm> kvm_;

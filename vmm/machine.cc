@@ -55,7 +55,7 @@ Status Machine::complete_pending_io() {
 // drops them all (Machine::reset).
 constexpr uint64_t kResetKeepMaxPages = 8192;
 
-Status Machine::reset(const State& s, bool guest_reads_reset_list) {
+Status Machine::reset(const State& s, ResetAbi guest) {
   VF_TRY(complete_pending_io());
   // Pages the job changed go back to the template's bytes in place (they stay mapped, so the
   // next job does not fault on them again), and the guest learns which ones, so that the host's
@@ -68,7 +68,7 @@ Status Machine::reset(const State& s, bool guest_reads_reset_list) {
   // deleted and re-added, which zaps every shadow page.
   auto* list = mem_.at<uint64_t>(abi::kResetListGpa);
   uint64_t listed = 0;
-  bool drop = !mem_.is_file_mapping() || !guest_reads_reset_list;
+  bool drop = !mem_.is_file_mapping() || guest == ResetAbi::kDrop;
   if (!drop) {
     // Listed into a host buffer first: the list's own pages are among those copied back.
     reset_list_.resize(abi::kResetListCap);
@@ -111,6 +111,14 @@ Status Machine::reset(const State& s, bool guest_reads_reset_list) {
     VF_TRY(mem_.discard_private());
     VF_TRY(forget_all_translations());
   }
+  // Listed pages: the guest drops their shadows on resume, and unsynchronized shadow pages
+  // must be checked again (the CR3 reload the guest would do, on PVM an emulated instruction
+  // on the next job's path): done here, off that path, with one more KVM_SET_SREGS.
+  uint64_t resynced = 0;
+  if (listed && guest == ResetAbi::kListAndResync) {
+    VF_TRY(vcpu_->resync_mmu(s.vcpu.sregs));
+    resynced = abi::kResetMmuResynced;
+  }
   if (vm_->has_irqchip()) {
     VF_TRY(restore(s));
   } else {
@@ -120,7 +128,7 @@ Status Machine::reset(const State& s, bool guest_reads_reset_list) {
     VF_TRY(vcpu_->reset(s.vcpu));
     serial_.restore(s.serial);
   }
-  mem_.at<abi::BootInfo>(abi::kBootInfoGpa)->reset_pages = listed;
+  mem_.at<abi::BootInfo>(abi::kBootInfoGpa)->reset_pages = listed | resynced;
   last_reset_pages_ = listed;
   serial_.clear_log();
   return {};

@@ -85,10 +85,17 @@ class Machine {
   /// for the guest (abi BootInfo.reset_pages); beyond abi::kResetListCap listed pages (or for
   /// anonymous memory, or a job that changed the kernel's translations) every private page is dropped instead
   /// (GuestMemory::discard_private) and the memslot is re-registered, which drops every shadow
-  /// translation. `guest_reads_reset_list`: the guest kernel honours BootInfo.reset_pages (guest
-  /// ABI 1.5 and later); when false, memory is always dropped and the memslot re-registered.
+  /// translation. `guest`: what the guest kernel takes of a reset (its guest ABI): with kDrop
+  /// memory is always dropped and the memslot re-registered; with kListAndResync the vCPU's
+  /// MMU is resynced by the VMM when pages are listed (Vcpu::resync_mmu, abi::kResetMmuResynced),
+  /// so the guest skips its own CR3 reload.
   /// Errors: the failing pagemap read, madvise or ioctl; the machine must then be discarded.
-  Status reset(const State& s, bool guest_reads_reset_list);
+  enum class ResetAbi {
+    kDrop,           // before guest ABI 1.5
+    kList,           // 1.5: BootInfo.reset_pages and the reset list
+    kListAndResync,  // 1.6 and later: also abi::kResetMmuResynced
+  };
+  Status reset(const State& s, ResetAbi guest);
   /// Pages the last reset() copied back and listed (0: none, or it dropped memory instead).
   uint64_t last_reset_pages() const { return last_reset_pages_; }
   bool has_irqchip() const { return vm_->has_irqchip(); }

@@ -275,4 +275,10 @@ Status Vcpu::reset(const VcpuState& s) {
   return {};
 }
 
+Status Vcpu::resync_mmu(const kvm_sregs& sregs) {
+  kvm_sregs flipped = sregs;
+  flipped.cr3 ^= 1u << 3;  // PWT: a valid CR3 in every paging mode, and not the value set next
+  return set_sregs(flipped);
+}
+
 }  // namespace vmfork::vmm

@@ -16,10 +16,11 @@ namespace vmfork::abi {
 // ---- Versioning ---------------------------------------------------------------------------
 inline constexpr uint64_t kBootMagic = 0x31544f4f424b4656ull;  // "VFKBOOT1" little-endian
 inline constexpr uint32_t kAbiMajor = 1;
-inline constexpr uint32_t kAbiMinor = 5;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
+inline constexpr uint32_t kAbiMinor = 6;  // 1.1: kReqReady; 1.2: BootInfo.generation; 1.3: rootfs,
                                           // job files, collect, the runtime freeze point;
                                           // 1.4: preemption ticks (kReqTick, Channel.tick_*);
-                                          // 1.5: the reset list (BootInfo.reset_pages)
+                                          // 1.5: the reset list (BootInfo.reset_pages);
+                                          // 1.6: kResetMmuResynced in BootInfo.reset_pages
 
 // ---- Guest-physical layout (bytes) --------------------------------------------------------
 // 0x0000..0x0fff is never mapped by the guest kernel so that a NULL deref in the kernel faults.
@@ -34,6 +35,7 @@ inline constexpr uint64_t kIdtGpa = 0x6000;         // IDT, filled by the guest 
 // at most kResetListCap pages (each may cost the next job one exit: see BootInfo.reset_pages).
 inline constexpr uint64_t kResetListGpa = 0x7000;
 inline constexpr uint64_t kResetListCap = 1024;
+inline constexpr uint64_t kResetMmuResynced = 1ull << 63;  // in BootInfo.reset_pages (ABI 1.6)
 inline constexpr uint64_t kPageTableGpa = 0x11000;  // VMM-built kernel page tables (PML4 first)
 inline constexpr uint64_t kPageTableEnd = 0x100000;
 inline constexpr uint64_t kKernelGpa = 0x100000;    // guest kernel image (its ELF p_paddr)
@@ -180,7 +182,10 @@ struct BootInfo {
   // runs, stores to each listed page once across a page-table-entry boundary (8 bytes at offset
   // 4, the same bytes back): KVM takes such a write to a shadowed page table as "no longer a page
   // table" and drops its shadow (arch/x86/kvm/mmu/mmu.c, detect_write_misaligned), then reloads
-  // CR3 so unsynchronized shadows are checked again. 0: nothing to forget.
+  // CR3 so unsynchronized shadows are checked again. 0: nothing to forget. ABI 1.6: with
+  // kResetMmuResynced set (the count is the other bits) the VMM has already made KVM reload its
+  // MMU roots, sync every unsynchronized shadow and flush the guest's TLB, so the kernel skips
+  // the CR3 reload (on PVM an emulated instruction, ~45 us).
   uint64_t reset_pages;
   uint64_t reserved[10];
 };

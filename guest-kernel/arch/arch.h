@@ -51,10 +51,14 @@ inline void invlpg(uint64_t va) {
   if (direct()) invlpg_direct(va);
   else priv_trap(kOpInvlpg, va, 0);
 }
-inline void reload_cr3_direct() {
-  uint64_t cr3;
-  asm volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3)::"memory");
-}
+/// The page-table root this kernel last loaded (write_cr3): until then the VMM's boot tables,
+/// whose PML4 is at guest-physical 0x11000 (abi::kPageTableGpa, vmm/boot.cc). A clone resumes
+/// with the CR3 its template was frozen with, which is this value in the template's memory.
+/// Kept so that reload_cr3 does not read CR3: on PVM every MOV from CR3 is an emulated
+/// instruction, as costly as the write (docs/performance.md, "The guest's CR3 reload").
+inline constexpr uint64_t kBootCr3 = 0x11000;  // == abi::kPageTableGpa (checked in kernel/main.cc)
+inline uint64_t g_cr3 = kBootCr3;
+inline void reload_cr3_direct() { asm volatile("mov %0, %%cr3" ::"r"(g_cr3) : "memory"); }
 /// Flushes the whole TLB (non-global entries) by reloading CR3.
 inline void reload_cr3() {
   if (direct()) reload_cr3_direct();
@@ -66,6 +70,7 @@ inline void write_cr3_direct(uint64_t pml4_gpa) {
 /// Switches to the page tables rooted at guest-physical `pml4_gpa` (4 KiB-aligned; bits 11:0
 /// are CR3 flags and must be 0: no PCID, CR4.PCIDE is off). Also flushes the TLB.
 inline void write_cr3(uint64_t pml4_gpa) {
+  g_cr3 = pml4_gpa;
   if (direct()) write_cr3_direct(pml4_gpa);
   else priv_trap(kOpWriteCr3, pml4_gpa, 0);
 }

@@ -29,6 +29,7 @@ Channel* chan;
 bool verbose;
 
 static uint64_t g_generation;
+static_assert(arch::kBootCr3 == kPageTableGpa, "the VMM boots with CR3 at the kernel page tables");
 
 // A restored clone resumes from some doorbell with a new BootInfo.generation: take the new
 // clock pair and entropy before anything else runs (see BootInfo.generation).
@@ -42,7 +43,8 @@ static void refresh_identity() {
 // After an in-place reset (BootInfo.reset_pages): make the host drop its shadow of every page the
 // reset copied back, before any of them is used as a page table again.
 static void forget_reset_pages() {
-  uint64_t n = boot->reset_pages;
+  const bool resynced = boot->reset_pages & kResetMmuResynced;
+  uint64_t n = boot->reset_pages & ~kResetMmuResynced;
   if (n == 0) return;
   if (n > kResetListCap) n = kResetListCap;
   const uint64_t* list = phys<uint64_t>(kResetListGpa);
@@ -53,7 +55,7 @@ static void forget_reset_pages() {
     // page table, which makes KVM zap that shadow page. The bytes written are those read.
     asm volatile("movq 4(%0), %%rax; movq %%rax, 4(%0)" ::"r"(kDirectMapBase + gpa) : "rax", "memory");
   }
-  arch::reload_cr3();
+  if (!resynced) arch::reload_cr3();
 }
 
 void ring(Request r) {

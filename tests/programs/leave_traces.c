@@ -2,7 +2,10 @@
  * leaves fds open, maps memory at fixed addresses, prints SECRET and exits. "map SECRET": only
  * the fixed mappings (a job that changes few pages, so a reset copies them back in place). "check SECRET": allocates the same memory and
  * reports whether any of it, or its initial stack, holds SECRET, whether any fd above 2 is
- * open, and prints "clean" or what it found. */
+ * open, and prints "clean" or what it found. "stdin": the mode and secret come as one line
+ * "MODE SECRET" on stdin, for a template frozen at that read; there the process, and so its
+ * page tables, are the template's in every job, and the fixed mappings include one page (NEAR)
+ * whose page-table entry lands in a table the process already had. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -28,21 +31,53 @@ static int contains(const char* p, size_t n, const char* s) {
   return 0;
 }
 
+/* "stdin" mode: a page mapped and touched before the stdin read (so in the template), and a
+ * page 64 KiB above it that jobs map: its entry goes into the page table the first one made. */
+#define ANCHOR ((char*)0x100000000000ul)
+#define NEAR (ANCHOR + (64u << 10))
+
 int main(int argc, char** argv) {
   if (argc < 3) return 2;
-  const char* secret = argv[2];
+  char line[256];
+  const char* mode = argv[1];
+  char* secret = argv[2];
+  char* near = NULL;
+  if (strcmp(mode, "stdin") == 0) {
+    char* a = mmap(ANCHOR, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (a != ANCHOR) return 3;
+    a[0] = 1;
+    near = NEAR;
+    if (!fgets(line, sizeof line, stdin)) return 2;
+    line[strcspn(line, "\n")] = 0;
+    char* sp = strchr(line, ' ');
+    if (!sp) return 2;
+    *sp = 0;
+    mode = line;
+    secret = sp + 1;
+    if (strcmp(mode, "check") == 0) {  /* first thing: before any flush the job itself causes */
+      signal(SIGSEGV, on_segv);
+      if (sigsetjmp(segv_jump, 1) == 0) {
+        volatile char c = NEAR[0];
+        printf("the last job's page near the template's own mapping is still readable (%d)\n", c);
+        return 1;
+      }
+    }
+  }
   size_t l = strlen(secret);
   char* heap = malloc(HEAP);
   char stack[65536];
-  if (strcmp(argv[1], "kernel") == 0) {
+  if (strcmp(mode, "kernel") == 0) {
     /* Boot PML4 at GPA 0x11000 through the direct map (guest-kernel/abi/vmfork_abi.h). */
     volatile unsigned long* pml4 = (volatile unsigned long*)(0xffff888000000000ul + 0x11000);
     pml4[300] = pml4[273];
     printf("kernel\n");
     return 0;
   }
-  const int map_only = strcmp(argv[1], "map") == 0;
-  if (strcmp(argv[1], "dirty") == 0 || map_only) {
+  /* "maphang": "map", then spin until the VMM stops the job (a timeout), so the job ends
+   * with this process's page tables still loaded. */
+  const int hang = strcmp(mode, "maphang") == 0;
+  const int map_only = strcmp(mode, "map") == 0 || hang;
+  if (strcmp(mode, "dirty") == 0 || map_only) {
     if (!map_only)
       for (size_t i = 0; i + l <= HEAP; i += l) memcpy(heap + i, secret, l);
     for (size_t i = 0; i + l <= sizeof stack; i += l) memcpy(stack + i, secret, l);
@@ -53,14 +88,24 @@ int main(int argc, char** argv) {
     volatile char* r = mmap(STALE_READ, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (r != (volatile char*)STALE_READ) { printf("mmap at %p failed\n", (void*)STALE_READ); return 1; }
     for (size_t i = 0; i < (1u << 20); i += 4096) (void)r[i];
+    if (near) {
+      char* n = mmap(near, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      if (n != near) { printf("mmap at %p failed\n", (void*)near); return 1; }
+      memcpy(n, secret, l);
+    }
     printf("%s %d\n", secret, stack[100]);
+    if (hang) {
+      fflush(stdout);
+      for (volatile unsigned long spin = 0;; spin++) {
+      }
+    }
     return 0;
   }
   int found = 0;
   /* The secret is split so that argv itself does not match a scan of the stack. */
   char probe[64];
   snprintf(probe, sizeof probe, "%s", secret);
-  argv[2][0] = 0;
+  secret[0] = 0;
   if (contains(heap, HEAP, probe)) { printf("heap holds the secret\n"); found = 1; }
   if (contains(stack, sizeof stack, probe)) { printf("stack holds the secret\n"); found = 1; }
   for (int fd = 3; fd < 64; fd++)
@@ -74,6 +119,11 @@ int main(int argc, char** argv) {
   if (sigsetjmp(segv_jump, 1) == 0) {
     volatile char c = STALE_READ[0];
     printf("the last job's read-only mapping is still readable (%d)\n", c);
+    found = 1;
+  }
+  if (near && sigsetjmp(segv_jump, 1) == 0) {
+    volatile char c = near[0];
+    printf("the last job's page near the template's own mapping is still readable (%d)\n", c);
     found = 1;
   }
   if (!found) printf("clean\n");
