@@ -94,10 +94,12 @@ struct CloneJob {
 /// Errors: as run_clone.
 Result<RunResult> run_job_in(Clone& clone, const CloneJob& job, ProgramCache* programs = nullptr);
 
-/// Puts a used clone back in its template's state in place: pending I/O completed, every
-/// private memory page dropped so the template's pages show through again, then VM, vCPU and
-/// device state restored (vmm::Machine::reset). Errors: the failing madvise or KVM call; the
-/// clone must then be destroyed.
+/// Puts a used clone back in its template's state in place (vmm::Machine::reset): pending I/O
+/// completed, a mapped program dropped, the pages the job changed copied back to the
+/// template's bytes (or, when that cannot be trusted, every private page dropped), then VM,
+/// vCPU and device state restored; what the template's guest ABI takes of it (reset list,
+/// MMU resync) is chosen from its metadata. Errors: the failing mmap, pagemap read, madvise or
+/// KVM call; the clone must then be destroyed.
 Status reset_clone(Clone& clone);
 
 /// Runs `job` in a restored clone and consumes it. A kernel-ready clone gets the program, its
