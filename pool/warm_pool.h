@@ -3,8 +3,8 @@
 //   kFresh : each clone runs one job and is destroyed; the pool's refill threads destroy it and
 //            restore a new one, so teardown and refill happen off the job's path.
 //   kReset : after its job a clone is reset in place and reused, again on a refill thread:
-//            its private memory pages are dropped (MADV_DONTNEED, so the template's shared
-//            pages show through again) and VM, vCPU and device state are loaded again from the
+//            the pages its job changed go back to the template's bytes (engine::reset_clone,
+//            vmm::Machine::reset) and VM, vCPU and device state are loaded again from the
 //            template. Nothing of the previous job survives (tests/pool_test.cc proves it for
 //            memory, files, registers and output).
 // A clone whose restore or reset failed is destroyed and counted, never handed out.
