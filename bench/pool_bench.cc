@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "bench/suite/private_memory.h"
+#include "common/timing.h"
 #include "engine/guest_job.h"
 #include "engine/restore.h"
 #include "engine/template.h"
@@ -145,11 +146,7 @@ BENCHMARK_CAPTURE(Restore, cat, std::string("cat"))->Iterations(200)->Unit(bench
 // Wall and thread CPU time of one restore and one teardown, each as a refill thread does them:
 // time a refill thread spends off the CPU (sleeping in the kernel) is time another refill thread
 // can use, so wall/cpu says whether more refill threads than CPUs can help.
-double thread_cpu_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
-}
+double thread_cpu_us() { return double(thread_cpu_ns()) / 1e3; }
 
 void RestoreTeardown(benchmark::State& state, const std::string& name) {
   auto img = image(name);

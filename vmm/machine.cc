@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/timing.h"
 #include "guest-kernel/abi/vmfork_abi.h"
 #include "vmm/run_deadline.h"
 
@@ -206,14 +207,6 @@ static std::string hex(uint64_t v) {
   snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
   return b;
 }
-
-namespace {
-uint64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // cannot fail for the calling thread
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-}  // namespace
 
 Result<StopInfo> Machine::run(ChannelDevice& channel, Clock::time_point deadline) {
   const uint64_t cpu0 = thread_cpu_ns();
