@@ -49,20 +49,9 @@ namespace {
 
 // The whole of regular file `fd` (at most `max_bytes`), read with pread from offset 0.
 Result<std::vector<uint8_t>> read_program(int fd, const std::string& path, uint64_t max_bytes) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return errno_error("fstat " + path);
-  if (!S_ISREG(st.st_mode)) return plain_error(path + ": not a regular file");
-  if (uint64_t(st.st_size) > max_bytes)
-    return plain_error(path + ": " + std::to_string(st.st_size) + " bytes does not fit in guest memory");
+  VF_ASSIGN(const struct stat st, stat_program(fd, path, max_bytes));
   std::vector<uint8_t> buf(size_t(st.st_size));
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t n = pread(fd, buf.data() + got, buf.size() - got, off_t(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) return plain_error(path + ": file shrank while being read");
-    got += size_t(n);
-  }
+  VF_TRY(read_program_bytes(fd, buf.data(), buf.size(), path));
   return buf;
 }
 

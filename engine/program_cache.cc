@@ -18,18 +18,6 @@ constexpr uint64_t kPage = 4096;
 
 int64_t ns(const timespec& t) { return int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec; }
 
-// Reads `bytes` of `fd` from offset 0 into `dst`. Errors: read, the file shrank.
-Status read_all(int fd, uint8_t* dst, uint64_t bytes, const std::string& path) {
-  for (uint64_t got = 0; got < bytes;) {
-    ssize_t n = pread(fd, dst + got, bytes - got, off_t(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) return plain_error(path + ": file shrank while being read");
-    got += uint64_t(n);
-  }
-  return {};
-}
-
 // A sealed memfd holding the `bytes` of `fd` checked by check_static_program.
 Result<std::shared_ptr<SharedProgram>> load(int fd, const std::string& path, uint64_t bytes) {
   auto p = std::make_shared<SharedProgram>();
@@ -42,7 +30,7 @@ Result<std::shared_ptr<SharedProgram>> load(int fd, const std::string& path, uin
     void* m = mmap(nullptr, p->mapped_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, p->memfd.get(), 0);
     if (m == MAP_FAILED) return errno_error("mmap of the memfd for " + path);
     auto* dst = static_cast<uint8_t*>(m);
-    Status st = read_all(fd, dst, bytes, path);
+    Status st = read_program_bytes(fd, dst, bytes, path);
     if (st.ok()) {
       auto elf = vmm::check_static_program(std::span<const uint8_t>(dst, bytes), path);
       if (!elf.ok()) st = elf.error();
@@ -59,13 +47,33 @@ Result<std::shared_ptr<SharedProgram>> load(int fd, const std::string& path, uin
 
 }  // namespace
 
-Result<std::shared_ptr<const SharedProgram>> ProgramCache::get(int fd, const std::string& path, uint64_t max_bytes) {
+Result<struct stat> stat_program(int fd, const std::string& path, uint64_t max_bytes) {
   struct stat st;
   if (fstat(fd, &st) < 0) return errno_error("fstat " + path);
   if (!S_ISREG(st.st_mode)) return plain_error(path + ": not a regular file");
   if (uint64_t(st.st_size) > max_bytes)
     return plain_error(path + ": " + std::to_string(st.st_size) + " bytes does not fit in guest memory");
-  const Key key{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+  return st;
+}
+
+Status read_program_bytes(int fd, uint8_t* dst, uint64_t bytes, const std::string& path) {
+  for (uint64_t got = 0; got < bytes;) {
+    ssize_t n = pread(fd, dst + got, bytes - got, off_t(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read " + path);
+    if (n == 0) return plain_error(path + ": file shrank while being read");
+    got += uint64_t(n);
+  }
+  return {};
+}
+
+ProgramCache::Key ProgramCache::key_of(const struct stat& st) {
+  return {st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+Result<std::shared_ptr<const SharedProgram>> ProgramCache::get(int fd, const std::string& path, uint64_t max_bytes) {
+  VF_ASSIGN(const struct stat st, stat_program(fd, path, max_bytes));
+  const Key key = key_of(st);
   {
     std::lock_guard lock(mu_);
     for (auto it = lru_.begin(); it != lru_.end(); ++it) {
@@ -81,8 +89,7 @@ Result<std::shared_ptr<const SharedProgram>> ProgramCache::get(int fd, const std
   // versions under the first version's key.
   struct stat after;
   if (fstat(fd, &after) < 0) return errno_error("fstat " + path);
-  const Key now{after.st_dev, after.st_ino, after.st_size, ns(after.st_mtim), ns(after.st_ctim)};
-  if (!(now == key) || program->mapped_bytes > max_bytes_) return program;
+  if (!(key_of(after) == key) || program->mapped_bytes > max_bytes_) return program;
   std::lock_guard lock(mu_);
   for (const auto& e : lru_)
     if (e.key == key) return e.program;  // another thread read it meanwhile: one copy is kept

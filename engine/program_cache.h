@@ -6,6 +6,7 @@
 // for lookups and inserts, never while a file is read); a SharedProgram is immutable.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -18,6 +19,15 @@
 #include "common/status.h"
 
 namespace vmfork::engine {
+
+/// fstat(2) of program file `fd`: a regular file of at most `max_bytes` (`path` names it in
+/// errors). Errors: fstat, "PATH: not a regular file", "PATH: N bytes does not fit in guest
+/// memory".
+Result<struct stat> stat_program(int fd, const std::string& path, uint64_t max_bytes);
+
+/// Reads the first `bytes` of `fd` into `dst` with pread(2) from offset 0 (the fd's offset
+/// stays as it was). Errors: read, "PATH: file shrank while being read".
+Status read_program_bytes(int fd, uint8_t* dst, uint64_t bytes, const std::string& path);
 
 /// One program file's bytes in a sealed memfd (memfd_create(2), F_SEAL_SHRINK | F_SEAL_GROW |
 /// F_SEAL_WRITE | F_SEAL_SEAL: nobody can change them once checked), zero-padded to whole
@@ -59,6 +69,7 @@ class ProgramCache {
     int64_t mtime_ns, ctime_ns;
     bool operator==(const Key&) const = default;
   };
+  static Key key_of(const struct stat& st);  // a file's identity and version
   struct Entry {
     Key key;
     std::shared_ptr<const SharedProgram> program;
